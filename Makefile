@@ -1,0 +1,15 @@
+.PHONY: help serve test lint types bench fmt
+help:            ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+serve:           ## install and serve the API on the embedded defaults
+	scripts/serve
+test:            ## install and run lint, types and the whole test suite (what CI runs)
+	scripts/test
+lint:            ## ruff
+	scripts/bootstrap dev && .venv/bin/ruff check src tests bench && .venv/bin/ruff format --check src tests bench
+fmt:             ## format the code
+	scripts/bootstrap dev && .venv/bin/ruff format src tests bench && .venv/bin/ruff check --fix src tests bench
+types:           ## mypy --strict on src/
+	scripts/bootstrap dev && .venv/bin/mypy
+bench:           ## run the benchmarks (see docs/benchmarks.md)
+	scripts/bootstrap dev && .venv/bin/python -m bench.list_runs

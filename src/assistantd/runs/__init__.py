@@ -1,0 +1,1 @@
+"""What happens to a run after the request that created it returns."""

@@ -1,0 +1,43 @@
+"""The shared services of one server process, built at start-up and closed in reverse order."""
+
+from __future__ import annotations
+
+import logging
+
+from assistantd.config import Settings
+from assistantd.runs.worker import Worker
+from assistantd.storage import migrate
+from assistantd.storage.db import Database
+from assistantd.storage.keys import DEFAULT_PROJECT
+from assistantd.storage.store import Store
+
+log = logging.getLogger("assistantd")
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.resolved_database_url())
+        self.store = Store(self.db)
+        self.worker = Worker(self.store, settings)
+        self.default_project_id: str | None = None
+
+    async def start(self, *, run_worker: bool = True) -> None:
+        if self.db.is_sqlite:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await migrate.upgrade(self.db)
+        self.default_project_id = await self.store.keys.ensure_project(DEFAULT_PROJECT)
+        if run_worker:
+            await self.worker.start()
+
+    def models(self) -> list[dict[str, object]]:
+        """The models this server routes to, as ``GET /v1/models`` lists them."""
+        names = [self.settings.default_model] if self.settings.default_model else []
+        return [
+            {"id": name, "object": "model", "created": 0, "owned_by": "assistantd"}
+            for name in names
+        ]
+
+    async def close(self) -> None:
+        await self.worker.stop()
+        await self.db.dispose()

@@ -1,0 +1,1 @@
+"""What a request can do, independent of HTTP. Bodies arrive validated, as plain dicts."""

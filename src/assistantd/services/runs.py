@@ -1,0 +1,243 @@
+"""Runs and run steps: what the HTTP layer can ask of them. Execution lives in ``runs/``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistantd import clock, ids
+from assistantd.errors import ConflictingStateError, InvalidRequestError
+from assistantd.runs import state
+from assistantd.services.shapes import given, new_message
+from assistantd.services.threads import insert_thread
+from assistantd.storage.objects import DuplicateError, JSONObject, Page, PageQuery
+from assistantd.storage.store import Store, active_run_id
+
+FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def effective_instructions(assistant: JSONObject, body: dict[str, Any]) -> str:
+    base = body["instructions"] if given(body, "instructions") else assistant.get("instructions")
+    base = base or ""
+    extra = body.get("additional_instructions")
+    if extra:
+        return f"{base}\n\n{extra}" if base else str(extra)
+    return str(base)
+
+
+def new_run(
+    thread_id: str, assistant: JSONObject, body: dict[str, Any], expiry_seconds: int
+) -> JSONObject:
+    now = clock.now()
+
+    def pick(key: str, default: Any) -> Any:
+        if given(body, key):
+            return body[key]
+        value = assistant.get(key)
+        return default if value is None else value
+
+    run: JSONObject = {
+        "id": ids.new_id(ids.RUN),
+        "object": "thread.run",
+        "created_at": now,
+        "assistant_id": assistant["id"],
+        "thread_id": thread_id,
+        "status": "queued",
+        "started_at": None,
+        "expires_at": now + expiry_seconds,
+        "cancelled_at": None,
+        "failed_at": None,
+        "completed_at": None,
+        "required_action": None,
+        "last_error": None,
+        "model": body["model"] if given(body, "model") else assistant["model"],
+        "instructions": effective_instructions(assistant, body),
+        "tools": body["tools"] if body.get("tools") is not None else assistant.get("tools") or [],
+        "metadata": body.get("metadata") or {},
+        "incomplete_details": None,
+        "usage": None,
+        "temperature": pick("temperature", 1.0),
+        "top_p": pick("top_p", 1.0),
+        "max_prompt_tokens": body.get("max_prompt_tokens"),
+        "max_completion_tokens": body.get("max_completion_tokens"),
+        "truncation_strategy": body.get("truncation_strategy")
+        or {"type": "auto", "last_messages": None},
+        "response_format": pick("response_format", "auto"),
+        "tool_choice": body.get("tool_choice") or "auto",
+        "parallel_tool_calls": (
+            body["parallel_tool_calls"] if given(body, "parallel_tool_calls") else True
+        ),
+    }
+    if given(body, "reasoning_effort"):
+        run["reasoning_effort"] = body["reasoning_effort"]
+    run["truncation_strategy"].setdefault("last_messages", None)
+    return run
+
+
+async def _insert_run(
+    store: Store, conn: AsyncConnection, project: str, thread_id: str, run: JSONObject
+) -> None:
+    existing = await active_run_id(conn, thread_id)
+    if existing is not None:
+        raise ConflictingStateError(f"Thread {thread_id} already has an active run {existing}.")
+    try:
+        await store.runs.insert(conn, project, run)
+    except DuplicateError:
+        # Lost a race on PostgreSQL: the partial unique index is the final word.
+        raise ConflictingStateError(f"Thread {thread_id} already has an active run.") from None
+
+
+async def create(
+    store: Store, project: str, thread_id: str, body: dict[str, Any], expiry_seconds: int
+) -> JSONObject:
+    async with store.db.write() as conn:
+        assistant = await store.assistants.get(
+            conn, project, body["assistant_id"], param="assistant_id"
+        )
+        await store.threads.get(conn, project, thread_id, for_update=True)
+        extra = [new_message(thread_id, m) for m in body.get("additional_messages") or []]
+        await store.messages.insert_many(conn, project, extra)
+        run = new_run(thread_id, assistant, body, expiry_seconds)
+        await _insert_run(store, conn, project, thread_id, run)
+    return run
+
+
+async def create_thread_and_run(
+    store: Store, project: str, body: dict[str, Any], expiry_seconds: int
+) -> tuple[JSONObject, JSONObject]:
+    thread_body = dict(body.get("thread") or {})
+    if body.get("tool_resources") is not None:
+        thread_body["tool_resources"] = body["tool_resources"]
+    async with store.db.write() as conn:
+        assistant = await store.assistants.get(
+            conn, project, body["assistant_id"], param="assistant_id"
+        )
+        thread = await insert_thread(store, conn, project, thread_body)
+        run = new_run(thread["id"], assistant, body, expiry_seconds)
+        await _insert_run(store, conn, project, thread["id"], run)
+    return thread, run
+
+
+async def get_raw(store: Store, project: str, thread_id: str, run_id: str) -> str:
+    async with store.db.read() as conn:
+        await store.threads.get_raw(conn, project, thread_id)
+        return await store.runs.get_raw(conn, project, run_id, scope={"thread_id": thread_id})
+
+
+async def modify(
+    store: Store, project: str, thread_id: str, run_id: str, body: dict[str, Any]
+) -> JSONObject:
+    async with store.db.write() as conn:
+        await store.threads.get(conn, project, thread_id)
+        run = await store.runs.get(
+            conn, project, run_id, scope={"thread_id": thread_id}, for_update=True
+        )
+        if "metadata" in body:
+            run["metadata"] = body["metadata"] or {}
+        await store.runs.save(conn, project, run)
+    return run
+
+
+async def cancel(store: Store, project: str, thread_id: str, run_id: str) -> JSONObject:
+    async with store.db.write() as conn:
+        await store.threads.get(conn, project, thread_id)
+        run = await store.runs.get(
+            conn, project, run_id, scope={"thread_id": thread_id}, for_update=True
+        )
+        status = run["status"]
+        if status == "cancelling":
+            return run
+        if status not in state.CANCELLABLE:
+            raise ConflictingStateError(f"Cannot cancel run with status '{status}'.")
+        run = state.transition(run, "cancelling", clock.now())
+        await store.runs.save(conn, project, run)
+    return run
+
+
+async def submit_tool_outputs(
+    store: Store, project: str, thread_id: str, run_id: str, body: dict[str, Any]
+) -> JSONObject:
+    outputs: list[dict[str, Any]] = body["tool_outputs"]
+    async with store.db.write() as conn:
+        await store.threads.get(conn, project, thread_id)
+        run = await store.runs.get(
+            conn, project, run_id, scope={"thread_id": thread_id}, for_update=True
+        )
+        action = run.get("required_action")
+        if run["status"] != "requires_action" or not action:
+            raise ConflictingStateError(
+                f'Runs in status "{run["status"]}" do not accept tool outputs.'
+            )
+        expected = [c["id"] for c in action["submit_tool_outputs"]["tool_calls"]]
+        got = [o.get("tool_call_id") for o in outputs]
+        if sorted(expected) != sorted(str(g) for g in got) or len(set(got)) != len(got):
+            raise InvalidRequestError(
+                f"Expected tool outputs for call_ids {expected}, got {got}",
+                param="tool_outputs",
+            )
+        by_call = {str(o["tool_call_id"]): o.get("output") or "" for o in outputs}
+        await _complete_tool_steps(store, conn, project, run, by_call)
+        run = state.transition(run, "queued", clock.now())
+        await store.runs.save(conn, project, run)
+    return run
+
+
+async def _complete_tool_steps(
+    store: Store,
+    conn: AsyncConnection,
+    project: str,
+    run: JSONObject,
+    by_call: dict[str, str],
+) -> None:
+    page = await store.steps.page(
+        conn, project, PageQuery(limit=100, order="desc"), run_id=run["id"]
+    )
+    now = clock.now()
+    for step in page.objects():
+        if step["status"] != "in_progress" or step["type"] != "tool_calls":
+            continue
+        for call in step["step_details"]["tool_calls"]:
+            if call["type"] == "function" and call["id"] in by_call:
+                call["function"]["output"] = by_call[call["id"]]
+        step["status"] = "completed"
+        step["completed_at"] = now
+        await store.steps.save(conn, project, step)
+
+
+async def page(store: Store, project: str, thread_id: str, query: PageQuery) -> Page:
+    async with store.db.read() as conn:
+        await store.threads.get_raw(conn, project, thread_id)
+        return await store.runs.page(conn, project, query, thread_id=thread_id)
+
+
+def _strip_result_content(step: JSONObject) -> JSONObject:
+    details = step.get("step_details") or {}
+    for call in details.get("tool_calls") or []:
+        if call.get("type") == "file_search":
+            for result in (call.get("file_search") or {}).get("results") or []:
+                result.pop("content", None)
+    return step
+
+
+async def get_step(
+    store: Store, project: str, thread_id: str, run_id: str, step_id: str, include: list[str]
+) -> JSONObject:
+    async with store.db.read() as conn:
+        await store.threads.get_raw(conn, project, thread_id)
+        await store.runs.get_raw(conn, project, run_id, scope={"thread_id": thread_id})
+        step = await store.steps.get(conn, project, step_id, scope={"run_id": run_id})
+    return step if FILE_SEARCH_CONTENT in include else _strip_result_content(step)
+
+
+async def page_steps(
+    store: Store, project: str, thread_id: str, run_id: str, query: PageQuery, include: list[str]
+) -> tuple[Page, list[JSONObject] | None]:
+    """The page, and when result contents must be hidden, the rewritten objects."""
+    async with store.db.read() as conn:
+        await store.threads.get_raw(conn, project, thread_id)
+        await store.runs.get_raw(conn, project, run_id, scope={"thread_id": thread_id})
+        result = await store.steps.page(conn, project, query, run_id=run_id)
+    if FILE_SEARCH_CONTENT in include or "file_search" not in "".join(result.bodies):
+        return result, None
+    return result, [_strip_result_content(s) for s in result.objects()]

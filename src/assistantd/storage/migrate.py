@@ -1,0 +1,43 @@
+"""Apply the Alembic migrations that ship inside the package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from assistantd.storage.db import Database
+
+_SCRIPTS = Path(__file__).parent / "migrations"
+
+
+def _config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_SCRIPTS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+async def upgrade(db: Database) -> None:
+    def _run(connection: Connection) -> None:
+        command.upgrade(_config(connection), "head")
+
+    async with db.write() as conn:
+        await conn.run_sync(_run)
+
+
+async def current_revision(db: Database) -> str | None:
+    def _read(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with db.read() as conn:
+        return await conn.run_sync(_read)

@@ -1,0 +1,134 @@
+"""Table definitions (SQLAlchemy Core).
+
+Every API object is stored whole, as the JSON text of its wire form, in ``body``: reading an
+object is one indexed lookup and no re-assembly, and a list page can be written to the client
+by splicing stored bodies together. The other columns are copies of the few fields that queries
+filter, order or lock on; ``storage/objects.py`` derives them from the body on every write, so
+the two cannot drift. Core tables rather than ORM classes: the repositories only ever move whole
+rows, and Core keeps them free of identity-map and lazy-loading costs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Ids sort in creation order byte-wise; "C" collation makes PostgreSQL compare them that way
+# whatever the database's locale is. SQLite always compares TEXT byte-wise.
+IdType = String(64).with_variant(String(64, collation="C"), "postgresql")
+
+ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
+_ACTIVE_SQL = "status IN ('queued', 'in_progress', 'requires_action', 'cancelling')"
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", IdType, primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", IdType, primary_key=True),
+    Column("project_id", IdType, nullable=False, index=True),
+    Column("secret_hash", String(128), nullable=False, unique=True),
+    Column("hint", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+assistants = Table(
+    "assistants",
+    metadata,
+    Column("id", IdType, primary_key=True),
+    Column("project_id", IdType, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Index(None, "project_id", "id"),
+)
+
+threads = Table(
+    "threads",
+    metadata,
+    Column("id", IdType, primary_key=True),
+    Column("project_id", IdType, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Index(None, "project_id", "id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", IdType, primary_key=True),
+    Column("project_id", IdType, nullable=False),
+    Column("thread_id", IdType, nullable=False),
+    Column("run_id", IdType, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Index(None, "thread_id", "id"),
+    Index(None, "thread_id", "run_id", "id"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", IdType, primary_key=True),
+    Column("project_id", IdType, nullable=False),
+    Column("thread_id", IdType, nullable=False),
+    Column("assistant_id", IdType, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    # Which worker holds the run and until when; an expired lease lets another take it over.
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", BigInteger, nullable=True),
+    Column("body", Text, nullable=False),
+    Index(None, "thread_id", "id"),
+    # The database, not process memory, guarantees one active run per thread.
+    Index(
+        "uq_runs_active_thread",
+        "thread_id",
+        unique=True,
+        sqlite_where=text(_ACTIVE_SQL),
+        postgresql_where=text(_ACTIVE_SQL),
+    ),
+    Index(
+        "ix_runs_active_status",
+        "status",
+        "id",
+        sqlite_where=text(_ACTIVE_SQL),
+        postgresql_where=text(_ACTIVE_SQL),
+    ),
+)
+
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column("id", IdType, primary_key=True),
+    Column("project_id", IdType, nullable=False),
+    Column("thread_id", IdType, nullable=False),
+    Column("run_id", IdType, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Index(None, "run_id", "id"),
+    Index(None, "thread_id"),
+)

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import openai
+import pytest
+
+
+def test_create_retrieve_update_delete(client: openai.OpenAI) -> None:
+    created = client.beta.assistants.create(
+        model="gpt-4o",
+        name="Math tutor",
+        description="Helps with sums",
+        instructions="You are a math tutor.",
+        tools=[
+            {"type": "code_interpreter"},
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "description": "Weather for a city",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                },
+            },
+        ],
+        metadata={"team": "a"},
+        temperature=0.5,
+        top_p=0.9,
+        response_format={"type": "json_object"},
+    )
+    assert created.id.startswith("asst_")
+    assert created.object == "assistant"
+    assert created.model == "gpt-4o"
+    assert [t.type for t in created.tools] == ["code_interpreter", "function"]
+    assert created.metadata == {"team": "a"}
+    assert created.temperature == 0.5
+    assert created.response_format is not None
+
+    fetched = client.beta.assistants.retrieve(created.id)
+    assert fetched.model_dump() == created.model_dump()
+
+    updated = client.beta.assistants.update(
+        created.id, name="Renamed", tools=[], metadata={"team": "b"}, model="gpt-4o-mini"
+    )
+    assert updated.name == "Renamed"
+    assert updated.tools == []
+    assert updated.metadata == {"team": "b"}
+    assert updated.model == "gpt-4o-mini"
+    assert updated.instructions == "You are a math tutor."
+    assert client.beta.assistants.retrieve(created.id).name == "Renamed"
+
+    deleted = client.beta.assistants.delete(created.id)
+    assert deleted.deleted is True and deleted.object == "assistant.deleted"
+    assert deleted.id == created.id
+    with pytest.raises(openai.NotFoundError) as exc:
+        client.beta.assistants.retrieve(created.id)
+    assert str(exc.value) == f"Error code: 404 - No assistant found with id '{created.id}'."
+
+
+def test_defaults_are_echoed(client: openai.OpenAI) -> None:
+    a = client.beta.assistants.create(model="m")
+    assert a.name is None and a.description is None and a.instructions is None
+    assert a.tools == [] and a.metadata == {}
+    assert a.temperature == 1.0 and a.top_p == 1.0
+    assert a.response_format == "auto"
+
+
+def test_tool_resources_replace_on_update(client: openai.OpenAI) -> None:
+    a = client.beta.assistants.create(
+        model="m",
+        tool_resources={
+            "code_interpreter": {"file_ids": ["file-a", "file-b"]},
+            "file_search": {"vector_store_ids": ["vs_1"]},
+        },
+    )
+    assert a.tool_resources is not None
+    assert a.tool_resources.code_interpreter is not None
+    assert a.tool_resources.code_interpreter.file_ids == ["file-a", "file-b"]
+    b = client.beta.assistants.update(
+        a.id, tool_resources={"code_interpreter": {"file_ids": ["file-c"]}}
+    )
+    assert b.tool_resources is not None and b.tool_resources.code_interpreter is not None
+    assert b.tool_resources.code_interpreter.file_ids == ["file-c"]
+    assert b.tool_resources.file_search is not None
+    assert b.tool_resources.file_search.vector_store_ids == ["vs_1"]
