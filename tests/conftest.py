@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -7,12 +8,30 @@ import openai
 import pytest
 
 from tests.servers import BACKENDS, Server, running_server
+from tests.upstream import Hang, ScriptedUpstream
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[ScriptedUpstream]:
+    """The scripted model every test server talks to (over real HTTP)."""
+    scripted = ScriptedUpstream().start()
+    yield scripted
+    scripted.stop()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    with running_server(request.param) as srv:
+def server(request: pytest.FixtureRequest, upstream: ScriptedUpstream) -> Iterator[Server]:
+    with running_server(
+        request.param, upstream_base_url=upstream.base_url, upstream_max_attempts="2"
+    ) as srv:
         yield srv
+
+
+def hanging_assistant(client: openai.OpenAI, upstream: ScriptedUpstream, **kwargs: object) -> str:
+    """An assistant whose next run stays in_progress (the model streams, then stalls)."""
+    key = f"hang-{uuid.uuid4().hex}"
+    instructions = upstream.script(key, Hang(["thinking"], seconds=60))
+    return client.beta.assistants.create(model="m", instructions=instructions, **kwargs).id  # type: ignore[arg-type]
 
 
 def make_client(server: Server, key: str, **kwargs: object) -> openai.OpenAI:

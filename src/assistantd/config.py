@@ -31,8 +31,16 @@ class Settings(BaseSettings):
     """A key accepted for the default project, for single-user setups."""
 
     upstream_base_url: str | None = None
+    """An OpenAI-compatible endpoint (``.../v1``) that serves the models."""
     upstream_api_key: str | None = None
     default_model: str | None = None
+    """The upstream model for names with no route; unset passes the requested name through."""
+    upstream_context_window: int = 128_000
+    """Tokens the upstream model accepts; ``truncation_strategy: auto`` fits the prompt to it."""
+    upstream_timeout_seconds: float = 120.0
+    model_routes: dict[str, str] = Field(default_factory=dict)
+    """JSON map of model name to ``upstream:<model>`` or ``local``, e.g.
+    ``{"gpt-4o": "upstream:llama3.1:8b", "tiny": "local"}``."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -42,6 +50,16 @@ class Settings(BaseSettings):
 
     poll_after_ms: int = 100
     """Sent as ``openai-poll-after-ms`` so the SDK's poll helpers do not sleep a whole second."""
+
+    run_lease_seconds: int = 15
+    """A worker holds a run this long between heartbeats; a dead worker's run is taken over
+    once its lease runs out."""
+
+    run_concurrency: int = 64
+    """Runs one worker process executes at once."""
+
+    upstream_max_attempts: int = 3
+    """Tries per model call on 5xx, timeouts and broken streams, with backoff between them."""
 
     log_level: str = "info"
 

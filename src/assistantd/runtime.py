@@ -5,6 +5,10 @@ from __future__ import annotations
 import logging
 
 from assistantd.config import Settings
+from assistantd.providers.router import Router
+from assistantd.runs.events import NullEvents, RunEvents
+from assistantd.runs.executor import RunExecutor
+from assistantd.runs.tools.base import ToolBox
 from assistantd.runs.worker import Worker
 from assistantd.storage import migrate
 from assistantd.storage.db import Database
@@ -19,7 +23,11 @@ class Runtime:
         self.settings = settings
         self.db = Database(settings.resolved_database_url())
         self.store = Store(self.db)
-        self.worker = Worker(self.store, settings)
+        self.router = Router(settings)
+        self.events: RunEvents = NullEvents()
+        self.tools = ToolBox()
+        self.executor = RunExecutor(self.store, self.router, settings, self.events, self.tools)
+        self.worker = Worker(self.store, settings, self.executor, self.events)
         self.default_project_id: str | None = None
 
     async def start(self, *, run_worker: bool = True) -> None:
@@ -27,12 +35,13 @@ class Runtime:
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await migrate.upgrade(self.db)
         self.default_project_id = await self.store.keys.ensure_project(DEFAULT_PROJECT)
+        log.info("%s", self.router.describe())
         if run_worker:
             await self.worker.start()
 
     def models(self) -> list[dict[str, object]]:
         """The models this server routes to, as ``GET /v1/models`` lists them."""
-        names = [self.settings.default_model] if self.settings.default_model else []
+        names = self.router.model_ids()
         return [
             {"id": name, "object": "model", "created": 0, "owned_by": "assistantd"}
             for name in names
@@ -40,4 +49,5 @@ class Runtime:
 
     async def close(self) -> None:
         await self.worker.stop()
+        await self.router.close()
         await self.db.dispose()

@@ -144,22 +144,25 @@ def test_messages_list_and_run_filter(fresh: tuple[openai.OpenAI, httpx.Client])
         assistant_id=assistant.id,
         additional_messages=[{"role": "user", "content": "extra"}],
     )
-    # additional messages belong to the thread, not to the run
-    assert _ids(_page(http, path, run_id=run.id)) == []
-    assert len(_ids(_page(http, path, limit=100))) == N + 1
-    client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+    done = client.beta.threads.runs.poll(run.id, thread_id=thread.id)
+    assert done.status == "completed"
+    # additional messages belong to the thread; only the answer belongs to the run
+    by_run = _page(http, path, run_id=run.id)["data"]
+    assert isinstance(by_run, list) and [m["role"] for m in by_run] == ["assistant"]
+    assert len(_ids(_page(http, path, limit=100))) == N + 2
 
 
 def test_runs_list(fresh: tuple[openai.OpenAI, httpx.Client]) -> None:
     client, http = fresh
     assistant = client.beta.assistants.create(model="m")
     thread = client.beta.threads.create()
-    made = []
-    for _ in range(N):
-        run = client.beta.threads.runs.create(thread.id, assistant_id=assistant.id)
-        client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
-        made.append(client.beta.threads.runs.poll(run.id, thread_id=thread.id))
-    assert all(r.status == "cancelled" for r in made)
+    made = [
+        client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20
+        )
+        for _ in range(N)
+    ]
+    assert all(r.status == "completed" for r in made)
     _assert_ties([r.created_at for r in made])
     ids = [r.id for r in made]
     check_list_contract(http, f"/v1/threads/{thread.id}/runs", ids)

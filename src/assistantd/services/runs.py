@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistantd import clock, ids
@@ -200,9 +201,11 @@ async def _complete_tool_steps(
         for call in step["step_details"]["tool_calls"]:
             if call["type"] == "function" and call["id"] in by_call:
                 call["function"]["output"] = by_call[call["id"]]
+        pending = await store.steps.columns(conn, step["id"], "pending_usage")
         step["status"] = "completed"
         step["completed_at"] = now
-        await store.steps.save(conn, project, step)
+        step["usage"] = orjson.loads(pending["pending_usage"] or "null")
+        await store.steps.save(conn, project, step, extra={"pending_usage": None})
 
 
 async def page(store: Store, project: str, thread_id: str, query: PageQuery) -> Page:

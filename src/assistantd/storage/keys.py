@@ -101,6 +101,12 @@ class KeyStore:
             ).scalar_one()
         return int(n)
 
+    async def count_all(self) -> int:
+        """Keys ever created, revoked ones included."""
+        async with self.db.read() as conn:
+            n = (await conn.execute(select(func.count()).select_from(api_keys))).scalar_one()
+        return int(n)
+
     async def project_for(self, secret: str) -> str | None:
         """The project id a live key belongs to, or None."""
         stmt = select(api_keys.c.project_id).where(

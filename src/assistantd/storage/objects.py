@@ -78,18 +78,27 @@ class ObjectRepo:
         self.kind = kind
         self._columns = columns
 
-    def _row(self, project_id: str, obj: JSONObject) -> dict[str, Any]:
+    def _row(
+        self, project_id: str, obj: JSONObject, extra: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         return {
             "id": obj["id"],
             "project_id": project_id,
             "created_at": obj["created_at"],
             "body": orjson.dumps(obj).decode(),
             **self._columns(obj),
+            **(extra or {}),
         }
 
-    async def insert(self, conn: AsyncConnection, project_id: str, obj: JSONObject) -> None:
+    async def insert(
+        self,
+        conn: AsyncConnection,
+        project_id: str,
+        obj: JSONObject,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
         try:
-            await conn.execute(insert(self.table).values(self._row(project_id, obj)))
+            await conn.execute(insert(self.table).values(self._row(project_id, obj, extra)))
         except IntegrityError as exc:
             raise DuplicateError(str(exc.orig)) from exc
 
@@ -99,9 +108,16 @@ class ObjectRepo:
         if objs:
             await conn.execute(insert(self.table), [self._row(project_id, o) for o in objs])
 
-    async def save(self, conn: AsyncConnection, project_id: str, obj: JSONObject) -> None:
-        """Overwrite an existing object (same id, same project)."""
-        row = self._row(project_id, obj)
+    async def save(
+        self,
+        conn: AsyncConnection,
+        project_id: str,
+        obj: JSONObject,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Overwrite an existing object (same id, same project); ``extra`` sets internal
+        columns that are not part of the wire object."""
+        row = self._row(project_id, obj, extra)
         del row["id"], row["project_id"]
         t = self.table
         try:
@@ -176,6 +192,14 @@ class ObjectRepo:
         result = await conn.execute(delete(t).where(*conds))
         if result.rowcount == 0:
             raise NotFoundError(self.kind, object_id)
+
+    async def columns(self, conn: AsyncConnection, object_id: str, *names: str) -> dict[str, Any]:
+        """Internal columns of one object (e.g. running token counts)."""
+        t = self.table
+        row = (
+            await conn.execute(select(*[t.c[n] for n in names]).where(t.c.id == object_id))
+        ).one()
+        return dict(zip(names, row, strict=True))
 
     async def delete_where(self, conn: AsyncConnection, **scope: str) -> None:
         t = self.table

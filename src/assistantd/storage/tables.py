@@ -101,6 +101,10 @@ runs = Table(
     # Which worker holds the run and until when; an expired lease lets another take it over.
     Column("lease_owner", String(128), nullable=True),
     Column("lease_expires_at", BigInteger, nullable=True),
+    # Tokens used by the run's model calls so far: `usage` on the wire stays null until the
+    # run is terminal, yet a run resumed after a crash must keep counting from here.
+    Column("prompt_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("completion_tokens", BigInteger, nullable=False, server_default="0"),
     Column("body", Text, nullable=False),
     Index(None, "thread_id", "id"),
     # The database, not process memory, guarantees one active run per thread.
@@ -128,6 +132,9 @@ run_steps = Table(
     Column("thread_id", IdType, nullable=False),
     Column("run_id", IdType, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # The usage of the model call that made a step waiting for tool outputs; it is shown
+    # once the step completes (a step's `usage` is null while it is in progress).
+    Column("pending_usage", Text, nullable=True),
     Column("body", Text, nullable=False),
     Index(None, "run_id", "id"),
     Index(None, "thread_id"),

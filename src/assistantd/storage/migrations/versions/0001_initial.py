@@ -76,6 +76,8 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.BigInteger(), nullable=True),
         sa.Column("lease_owner", sa.String(128), nullable=True),
         sa.Column("lease_expires_at", sa.BigInteger(), nullable=True),
+        sa.Column("prompt_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("completion_tokens", sa.BigInteger(), nullable=False, server_default="0"),
     )
     op.create_index("ix_runs_thread_id_id", "runs", ["thread_id", "id"])
     op.create_index(
@@ -98,6 +100,7 @@ def upgrade() -> None:
         "run_steps",
         sa.Column("thread_id", _id(), nullable=False),
         sa.Column("run_id", _id(), nullable=False),
+        sa.Column("pending_usage", sa.Text(), nullable=True),
     )
     op.create_index("ix_run_steps_run_id_id", "run_steps", ["run_id", "id"])
     op.create_index("ix_run_steps_thread_id", "run_steps", ["thread_id"])
