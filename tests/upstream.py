@@ -121,7 +121,11 @@ class ScriptedUpstream:
     def _key(body: dict[str, Any]) -> str | None:
         for message in body.get("messages", []):
             content = message.get("content")
-            if message.get("role") == "system" and isinstance(content, str) and "script:" in content:
+            if (
+                message.get("role") == "system"
+                and isinstance(content, str)
+                and "script:" in content
+            ):
                 return content.split("script:", 1)[1].split()[0]
         return None
 
@@ -137,7 +141,14 @@ class ScriptedUpstream:
             turn = Text([f"echo: {self._last_user(body)}"])
         if isinstance(turn, Error):
             return JSONResponse(
-                {"error": {"message": turn.message, "type": "scripted", "param": None, "code": None}},
+                {
+                    "error": {
+                        "message": turn.message,
+                        "type": "scripted",
+                        "param": None,
+                        "code": None,
+                    }
+                },
                 status_code=turn.status,
             )
         return StreamingResponse(self._stream(turn, key or ""), media_type="text/event-stream")
@@ -171,7 +182,12 @@ class ScriptedUpstream:
         elif isinstance(turn, ToolCalls):
             for i, (name, args) in enumerate(turn.calls):
                 call_id = turn.ids[i] if turn.ids else f"call_scripted{i}"
-                head = {"index": i, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+                head = {
+                    "index": i,
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": ""},
+                }
                 yield _chunk({"tool_calls": [head]})
                 half = len(args) // 2
                 for part in (args[:half], args[half:]):

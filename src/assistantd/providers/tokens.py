@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from typing import Any
-
-import bpe_openai
 
 
 @lru_cache(maxsize=4)
 def _encoding(name: str) -> Any:
-    return bpe_openai.get_encoding(name)
+    with warnings.catch_warnings():
+        # bpe-openai reads its tables with importlib.resources' legacy API.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import bpe_openai
+
+        return bpe_openai.get_encoding(name)
 
 
 def count(text: str, encoding: str = "o200k_base") -> int:
