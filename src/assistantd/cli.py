@@ -70,7 +70,9 @@ async def _first_start(settings: Settings) -> None:
     db = await _with_db(settings)
     try:
         store = KeyStore(db)
-        if settings.api_key is None and await store.count_active() == 0:
+        # Revoked keys count: revoking every key must lock the server, not have the next
+        # start mint a fresh one and print it to the log.
+        if settings.api_key is None and await store.count_all() == 0:
             _info, secret = await store.create(DEFAULT_PROJECT)
             print(
                 "No API key was configured, so one was created for the default project.\n"
@@ -92,6 +94,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.port:
         settings.port = args.port
     asyncio.run(_first_start(settings))
+    from assistantd.providers.router import Router
+
+    print(Router(settings).describe(), flush=True)
     app = create_app(settings, run_worker=not args.no_worker)
     uvicorn.run(
         app,

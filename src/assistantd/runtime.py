@@ -6,7 +6,6 @@ import logging
 
 from assistantd.config import Settings
 from assistantd.providers.router import Router
-from assistantd.runs.events import NullEvents, RunEvents
 from assistantd.runs.executor import RunExecutor
 from assistantd.runs.tools.base import ToolBox
 from assistantd.runs.worker import Worker
@@ -14,6 +13,8 @@ from assistantd.storage import migrate
 from assistantd.storage.db import Database
 from assistantd.storage.keys import DEFAULT_PROJECT
 from assistantd.storage.store import Store
+from assistantd.streaming.base import EventBus
+from assistantd.streaming.memory import MemoryEventBus
 
 log = logging.getLogger("assistantd")
 
@@ -24,10 +25,10 @@ class Runtime:
         self.db = Database(settings.resolved_database_url())
         self.store = Store(self.db)
         self.router = Router(settings)
-        self.events: RunEvents = NullEvents()
+        self.bus: EventBus = MemoryEventBus()
         self.tools = ToolBox()
-        self.executor = RunExecutor(self.store, self.router, settings, self.events, self.tools)
-        self.worker = Worker(self.store, settings, self.executor, self.events)
+        self.executor = RunExecutor(self.store, self.router, settings, self.bus, self.tools)
+        self.worker = Worker(self.store, settings, self.executor, self.bus)
         self.default_project_id: str | None = None
 
     async def start(self, *, run_worker: bool = True) -> None:
@@ -50,4 +51,5 @@ class Runtime:
     async def close(self) -> None:
         await self.worker.stop()
         await self.router.close()
+        await self.bus.close()
         await self.db.dispose()

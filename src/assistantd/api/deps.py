@@ -9,7 +9,12 @@ import orjson
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
-from assistantd.errors import AuthenticationError, InvalidRequestError, PayloadTooLargeError
+from assistantd.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
 from assistantd.runtime import Runtime
 from assistantd.schemas import param_and_message
 from assistantd.storage.objects import PageQuery
@@ -28,24 +33,62 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 async def get_project(request: Request, runtime: RuntimeDep) -> str:
     header = request.headers.get("authorization")
     if not header or not header.lower().startswith("bearer ") or not header[7:].strip():
+        # No usable key (absent, empty, or not Bearer): one answer, so the code matches the text.
         raise AuthenticationError(
             "You didn't provide an API key. You need to provide your API key in an "
             "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-            code="missing_api_key" if not header else "invalid_api_key",
+            code="missing_api_key",
         )
     secret = header[7:].strip()
     configured = runtime.settings.api_key
+    project: str | None
     if configured and hmac.compare_digest(secret.encode(), configured.encode()):
-        assert runtime.default_project_id is not None
-        return runtime.default_project_id
-    project = await runtime.store.keys.project_for(secret)
+        project = runtime.default_project_id
+        assert project is not None
+    else:
+        project = await runtime.store.keys.project_for(secret)
     if project is None:
         shown = secret[:6] + "*" * 4 + secret[-4:] if len(secret) > 10 else "*" * len(secret)
         raise AuthenticationError(f"Incorrect API key provided: {shown}.")
+    _reject_nul(request)
     return project
 
 
+# What a path parameter names, for the "No <object> found with id '<id>'." message.
+_PATH_OBJECTS = {
+    "assistant_id": "assistant",
+    "thread_id": "thread",
+    "message_id": "message",
+    "run_id": "run",
+    "step_id": "run step",
+    "file_id": "file",
+    "vector_store_id": "vector store",
+    "batch_id": "vector store file batch",
+}
+
+
+def _reject_nul(request: Request) -> None:
+    """Answer ids and query values holding a NUL character here, before any query sees them.
+
+    No id contains NUL, and PostgreSQL refuses it in a query parameter, so without this check
+    such a value became a 500 on PostgreSQL (and a 404 on SQLite). Every authenticated route
+    depends on ``get_project``, which makes this the one place that covers them all.
+    """
+    for name, value in request.path_params.items():
+        if "\x00" in str(value):
+            raise NotFoundError(_PATH_OBJECTS.get(name, "object"), str(value))
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value:
+            raise InvalidRequestError(
+                f"Invalid value for '{name}': a NUL character is not allowed.", param=name
+            )
+
+
 ProjectDep = Annotated[str, Depends(get_project)]
+
+
+def _too_large() -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"Request body too large: limit is {MAX_JSON_BODY} bytes.")
 
 
 async def read_body(
@@ -54,10 +97,17 @@ async def read_body(
     """Parse and validate a JSON body; return what the client sent, as a dict."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_JSON_BODY:
-        raise PayloadTooLargeError(f"Request body too large: limit is {MAX_JSON_BODY} bytes.")
-    raw = await request.body()
-    if len(raw) > MAX_JSON_BODY:
-        raise PayloadTooLargeError(f"Request body too large: limit is {MAX_JSON_BODY} bytes.")
+        raise _too_large()
+    # Count while reading: a chunked body has no Content-Length, and reading it whole first
+    # would hold any amount of memory before the limit was checked.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_JSON_BODY:
+            raise _too_large()
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         if not optional:
             raise InvalidRequestError("You must provide a JSON request body.")

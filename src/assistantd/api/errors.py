@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistantd.api.responses import json_response
 from assistantd.errors import APIError, InvalidRequestError, ServerError
@@ -45,10 +46,11 @@ async def _on_validation_error(_request: Request, exc: Exception) -> Response:
     return error_response(InvalidRequestError(f"Invalid value for '{param}': {msg}", param=param))
 
 
-async def _on_http_error(_request: Request, exc: Exception) -> Response:
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
-        message = "Invalid URL: this route does not exist."
+        # OpenAI's own wording, e.g. "Invalid URL (GET /v1/nope)".
+        message = f"Invalid URL ({request.method} {request.url.path})"
     elif exc.status_code == 405:
         message = "Method not allowed for this route."
     else:
@@ -56,21 +58,61 @@ async def _on_http_error(_request: Request, exc: Exception) -> Response:
     return error_response(_status_error(exc.status_code, message), dict(exc.headers or {}))
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> Response:
+def _log_unexpected(method: str, path: str, exc: BaseException) -> None:
     log.error(
-        "unhandled error on %s %s",
-        request.method,
-        request.url.path,
-        exc_info=(type(exc), exc, exc.__traceback__),
+        "unhandled error on %s %s", method, path, exc_info=(type(exc), exc, exc.__traceback__)
     )
+
+
+def _server_error() -> Response:
     return error_response(
         ServerError("The server had an error while processing your request. Sorry about that!"),
         {"x-should-retry": "false"},
     )
 
 
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    _log_unexpected(request.method, request.url.path, exc)
+    return _server_error()
+
+
+class UnexpectedErrorMiddleware:
+    """Answers an unhandled exception with the 500 envelope, and does not re-raise it.
+
+    Starlette's own last-resort handler re-raises after responding, and uvicorn then closes the
+    connection: a client that had already sent its next request on that keep-alive connection
+    saw it reset. Here the exception ends with the response. Once a response has started (a
+    stream), nothing more can be sent, so the exception goes on to the server as before.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            _log_unexpected(scope.get("method", ""), scope.get("path", ""), exc)
+            await _server_error()(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(APIError, _on_api_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    # Still registered: it covers anything raised outside the middleware below.
     app.add_exception_handler(Exception, _on_unexpected)
+    app.add_middleware(UnexpectedErrorMiddleware)

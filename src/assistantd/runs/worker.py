@@ -26,6 +26,7 @@ from assistantd.runs.events import RunEvents
 from assistantd.runs.executor import RunExecutor
 from assistantd.runs.records import usage_of
 from assistantd.storage import tables
+from assistantd.storage.db import CancelGuard, guard_current_task
 from assistantd.storage.objects import JSONObject, PageQuery
 from assistantd.storage.store import Store
 
@@ -53,6 +54,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._runs: dict[str, asyncio.Task[None]] = {}
+        self._guards: dict[str, CancelGuard] = {}
         self._stop_reason: dict[str, str] = {}
         self._last_heartbeat = 0.0
 
@@ -66,11 +68,18 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
-        for run_id, task in list(self._runs.items()):
+        for run_id in list(self._runs):
             self._stop_reason[run_id] = "shutdown"
-            task.cancel()
+            self._cancel(run_id)
         if self._runs:
             await asyncio.gather(*self._runs.values(), return_exceptions=True)
+
+    def _cancel(self, run_id: str) -> None:
+        guard = self._guards.get(run_id)
+        if guard is not None:
+            guard.cancel()
+        elif run_id in self._runs:
+            self._runs[run_id].cancel()
 
     def notify(self) -> None:
         """Something changed (a new run, a cancel, tool outputs): look now."""
@@ -135,6 +144,7 @@ class Worker:
             )
 
     async def _drive(self, project: str, run_id: str) -> None:
+        self._guards[run_id] = guard_current_task()
         try:
             await self.executor.execute(project, run_id)
         except asyncio.CancelledError:
@@ -146,6 +156,7 @@ class Worker:
             await self._fail_crashed(project, run_id)
         finally:
             self._runs.pop(run_id, None)
+            self._guards.pop(run_id, None)
             self._stop_reason.pop(run_id, None)
             await asyncio.shield(self._release(run_id))
             # A freed slot, or a run that went back to the queue: look again.
@@ -191,10 +202,10 @@ class Worker:
                 continue
             if expires_at is not None and expires_at <= now and status in state.ACTIVE:
                 self._stop_reason[run_id] = "expire"
-                task.cancel()
+                self._cancel(run_id)
             elif status == "cancelling":
                 self._stop_reason[run_id] = "cancel"
-                task.cancel()
+                self._cancel(run_id)
 
     async def _settle_unheld(self) -> None:
         now = clock.now()

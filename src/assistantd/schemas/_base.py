@@ -53,6 +53,20 @@ Identifier = Annotated[
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 
+def _check_object_id(value: str) -> str:
+    # Ids in a body are looked up in the database, and PostgreSQL refuses NUL in a query
+    # parameter: refuse it here, as a client error, rather than fail there.
+    if "\x00" in value:
+        raise PydanticCustomError(
+            "invalid_object_id", "expected an object id, but got a string containing NUL."
+        )
+    return value
+
+
+ObjectId = Annotated[str, Field(strict=True), AfterValidator(_check_object_id)]
+"""The id of a stored object, sent in a request body (``assistant_id``, file ids, ...)."""
+
+
 # --- metadata ----------------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 from assistantd.schemas.common import (
     CodeInterpreterTool,
     Metadata,
+    ObjectId,
     RequestModel,
     by_kind,
     by_type,
@@ -39,7 +40,7 @@ class TextContentPart(RequestModel):
 
 
 class ImageFile(RequestModel):
-    file_id: StrictStr
+    file_id: ObjectId
     detail: ImageDetail | None = None
 
 
@@ -100,7 +101,7 @@ AttachmentTool = Annotated[
 
 
 class MessageAttachment(RequestModel):
-    file_id: StrictStr
+    file_id: ObjectId
     # The spec's ``required: [file_id, tools]`` sits on the array, where it has no effect, and
     # the SDK types both as optional; a file attached to no tool is harmless, so allow it.
     tools: list[AttachmentTool] | None = None

@@ -9,6 +9,7 @@ from pydantic import BeforeValidator, StrictBool, StrictStr
 from assistantd.schemas.common import (
     Metadata,
     ModifyToolResources,
+    ObjectId,
     ReasoningEffort,
     RequestModel,
     ResponseFormat,
@@ -33,7 +34,7 @@ ParallelToolCalls = Annotated[StrictBool, BeforeValidator(_null_means_default)]
 
 
 class CreateRunRequest(RequestModel):
-    assistant_id: StrictStr
+    assistant_id: ObjectId
     model: StrictStr | None = None
     reasoning_effort: ReasoningEffort | None = None
     instructions: StrictStr | None = None
@@ -53,7 +54,7 @@ class CreateRunRequest(RequestModel):
 
 
 class CreateThreadAndRunRequest(RequestModel):
-    assistant_id: StrictStr
+    assistant_id: ObjectId
     thread: CreateThreadRequest | None = None
     model: StrictStr | None = None
     instructions: StrictStr | None = None

@@ -15,7 +15,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from assistantd.schemas._base import Identifier, Metadata, RequestModel, by_type
+from assistantd.schemas._base import Identifier, Metadata, ObjectId, RequestModel, by_type
 
 # --- tools -------------------------------------------------------------------------------------
 
@@ -72,8 +72,8 @@ RunTools = Annotated[list[Tool], Field(max_length=20)]
 
 # --- tool resources ----------------------------------------------------------------------------
 
-FileIdList = Annotated[list[StrictStr], Field(max_length=20)]
-VectorStoreIdList = Annotated[list[StrictStr], Field(max_length=1)]
+FileIdList = Annotated[list[ObjectId], Field(max_length=20)]
+VectorStoreIdList = Annotated[list[ObjectId], Field(max_length=1)]
 
 
 class CodeInterpreterResources(RequestModel):
@@ -121,7 +121,7 @@ ChunkingStrategy = Annotated[
 class VectorStoreHelper(RequestModel):
     """The ``vector_stores[]`` helper: create a vector store from files and attach it."""
 
-    file_ids: Annotated[list[StrictStr], Field(max_length=100_000_000)] | None = None
+    file_ids: Annotated[list[ObjectId], Field(max_length=100_000_000)] | None = None
     chunking_strategy: ChunkingStrategy | None = None
     metadata: Metadata | None = None
 

@@ -140,7 +140,10 @@ async def modify(
     return run
 
 
-async def cancel(store: Store, project: str, thread_id: str, run_id: str) -> JSONObject:
+async def cancel(
+    store: Store, project: str, thread_id: str, run_id: str
+) -> tuple[JSONObject, bool]:
+    """Ask for cancellation; returns the run and whether this call moved it to cancelling."""
     async with store.db.write() as conn:
         await store.threads.get(conn, project, thread_id)
         run = await store.runs.get(
@@ -148,17 +151,18 @@ async def cancel(store: Store, project: str, thread_id: str, run_id: str) -> JSO
         )
         status = run["status"]
         if status == "cancelling":
-            return run
+            return run, False
         if status not in state.CANCELLABLE:
             raise ConflictingStateError(f"Cannot cancel run with status '{status}'.")
         run = state.transition(run, "cancelling", clock.now())
         await store.runs.save(conn, project, run)
-    return run
+    return run, True
 
 
 async def submit_tool_outputs(
     store: Store, project: str, thread_id: str, run_id: str, body: dict[str, Any]
-) -> JSONObject:
+) -> tuple[JSONObject, list[JSONObject]]:
+    """Fill in the outputs; returns the run (queued again) and the steps this completed."""
     outputs: list[dict[str, Any]] = body["tool_outputs"]
     async with store.db.write() as conn:
         await store.threads.get(conn, project, thread_id)
@@ -178,10 +182,10 @@ async def submit_tool_outputs(
                 param="tool_outputs",
             )
         by_call = {str(o["tool_call_id"]): o.get("output") or "" for o in outputs}
-        await _complete_tool_steps(store, conn, project, run, by_call)
+        steps = await _complete_tool_steps(store, conn, project, run, by_call)
         run = state.transition(run, "queued", clock.now())
         await store.runs.save(conn, project, run)
-    return run
+    return run, steps
 
 
 async def _complete_tool_steps(
@@ -190,11 +194,12 @@ async def _complete_tool_steps(
     project: str,
     run: JSONObject,
     by_call: dict[str, str],
-) -> None:
+) -> list[JSONObject]:
     page = await store.steps.page(
         conn, project, PageQuery(limit=100, order="desc"), run_id=run["id"]
     )
     now = clock.now()
+    completed: list[JSONObject] = []
     for step in page.objects():
         if step["status"] != "in_progress" or step["type"] != "tool_calls":
             continue
@@ -206,6 +211,8 @@ async def _complete_tool_steps(
         step["completed_at"] = now
         step["usage"] = orjson.loads(pending["pending_usage"] or "null")
         await store.steps.save(conn, project, step, extra={"pending_usage": None})
+        completed.append(step)
+    return completed
 
 
 async def page(store: Store, project: str, thread_id: str, query: PageQuery) -> Page:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event
@@ -20,6 +21,45 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _IMMEDIATE = "assistantd_begin_immediate"
+
+
+class CancelGuard:
+    """Defers cancelling a task while it is inside a write transaction.
+
+    Run executors are stopped by cancelling their tasks. A cancellation that lands in the
+    middle of a driver call can leave a connection mid-transaction (on SQLite, holding the
+    write lock for everyone), so a task that registers a guard is only cancelled between
+    transactions: ``cancel()`` during one takes effect as the transaction ends.
+    """
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.depth = 0
+        self.pending = False
+
+    def cancel(self) -> None:
+        if self.depth:
+            self.pending = True
+        else:
+            self.task.cancel()
+
+    def leave(self) -> None:
+        self.depth -= 1
+        if self.depth == 0 and self.pending:
+            self.pending = False
+            self.task.cancel()
+
+
+_guard: ContextVar[CancelGuard | None] = ContextVar("assistantd_cancel_guard", default=None)
+
+
+def guard_current_task() -> CancelGuard:
+    """Protect the running task's write transactions from its own cancellation."""
+    task = asyncio.current_task()
+    assert task is not None
+    guard = CancelGuard(task)
+    _guard.set(guard)
+    return guard
 
 
 class Database:
@@ -44,6 +84,20 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that commits on success and rolls back on any exception."""
+        guard = _guard.get()
+        if guard is None:
+            async with self._transaction() as conn:
+                yield conn
+            return
+        guard.depth += 1
+        try:
+            async with self._transaction() as conn:
+                yield conn
+        finally:
+            guard.leave()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         if self._write_lock is None:
             async with self.engine.begin() as conn:
                 yield conn

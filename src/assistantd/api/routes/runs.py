@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from assistantd.api.deps import IncludeDep, PageDep, ProjectDep, RuntimeDep, read_body
 from assistantd.api.responses import json_response, raw_response
-from assistantd.errors import InvalidRequestError
+from assistantd.api.sse import RunLoader, stream_response
+from assistantd.errors import NotFoundError
 from assistantd.runtime import Runtime
 from assistantd.schemas import (
     CreateRunRequest,
@@ -22,23 +26,44 @@ def _poll_headers(rt: Runtime) -> dict[str, str]:
     return {"openai-poll-after-ms": str(rt.settings.poll_after_ms)}
 
 
-def _no_stream_yet(body: dict[str, object]) -> None:
+def _loader(rt: Runtime, project: str, thread_id: str, run_id: str) -> RunLoader:
+    async def load() -> dict[str, Any] | None:
+        try:
+            return orjson.loads(await runs.get_raw(rt.store, project, thread_id, run_id))  # type: ignore[no-any-return]
+        except NotFoundError:
+            return None
+
+    return load
+
+
+async def _announce(rt: Runtime, run: dict[str, Any], *before: tuple[str, Any]) -> None:
+    """Publish a new run's first events, then let the worker at it (in that order, so a
+    stream replays ``created`` and ``queued`` before the executor's ``in_progress``)."""
+    for event, data in before:
+        await rt.bus.publish(run["id"], event, data)
+    await rt.bus.publish(run["id"], "thread.run.created", run)
+    await rt.bus.publish(run["id"], "thread.run.queued", run)
+    rt.worker.notify()
+
+
+def _respond(
+    rt: Runtime, project: str, run: dict[str, Any], body: dict[str, Any], after: int
+) -> Response:
     if body.get("stream"):
-        raise InvalidRequestError(
-            "Streaming runs ('stream': true) are not available on this server yet.",
-            param="stream",
+        return stream_response(
+            rt.bus, run["id"], after, _loader(rt, project, run["thread_id"], run["id"])
         )
+    return json_response(run)
 
 
 @router.post("/runs")
 async def create_thread_and_run(request: Request, rt: RuntimeDep, project: ProjectDep) -> Response:
     body = await read_body(request, CreateThreadAndRunRequest)
-    _no_stream_yet(body)
-    _thread, run = await runs.create_thread_and_run(
+    thread, run = await runs.create_thread_and_run(
         rt.store, project, body, rt.settings.run_expiry_seconds
     )
-    rt.worker.notify()
-    return json_response(run)
+    await _announce(rt, run, ("thread.created", thread))
+    return _respond(rt, project, run, body, 0)
 
 
 @router.post("/{thread_id}/runs")
@@ -46,10 +71,9 @@ async def create_run(
     thread_id: str, request: Request, rt: RuntimeDep, project: ProjectDep, include: IncludeDep
 ) -> Response:
     body = await read_body(request, CreateRunRequest)
-    _no_stream_yet(body)
     run = await runs.create(rt.store, project, thread_id, body, rt.settings.run_expiry_seconds)
-    rt.worker.notify()
-    return json_response(run)
+    await _announce(rt, run)
+    return _respond(rt, project, run, body, 0)
 
 
 @router.get("/{thread_id}/runs")
@@ -75,7 +99,9 @@ async def modify_run(
 
 @router.post("/{thread_id}/runs/{run_id}/cancel")
 async def cancel_run(thread_id: str, run_id: str, rt: RuntimeDep, project: ProjectDep) -> Response:
-    run = await runs.cancel(rt.store, project, thread_id, run_id)
+    run, changed = await runs.cancel(rt.store, project, thread_id, run_id)
+    if changed:
+        await rt.bus.publish(run_id, "thread.run.cancelling", run)
     rt.worker.notify()
     return json_response(run)
 
@@ -85,10 +111,14 @@ async def submit_tool_outputs(
     thread_id: str, run_id: str, request: Request, rt: RuntimeDep, project: ProjectDep
 ) -> Response:
     body = await read_body(request, SubmitToolOutputsRunRequest)
-    _no_stream_yet(body)
-    run = await runs.submit_tool_outputs(rt.store, project, thread_id, run_id, body)
+    run, steps = await runs.submit_tool_outputs(rt.store, project, thread_id, run_id, body)
+    # The stream of a submission starts after what the client already saw of the run.
+    after = await rt.bus.last_seq(run_id)
+    for step in steps:
+        await rt.bus.publish(run_id, "thread.run.step.completed", step)
+    await rt.bus.publish(run_id, "thread.run.queued", run)
     rt.worker.notify()
-    return json_response(run)
+    return _respond(rt, project, run, body, after)
 
 
 @router.get("/{thread_id}/runs/{run_id}/steps")

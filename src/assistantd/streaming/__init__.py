@@ -1,0 +1,1 @@
+"""The run-event bus: the executor publishes, SSE responses subscribe, with replay."""
