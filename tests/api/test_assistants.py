@@ -81,3 +81,12 @@ def test_tool_resources_replace_on_update(client: openai.OpenAI) -> None:
     assert b.tool_resources.code_interpreter.file_ids == ["file-c"]
     assert b.tool_resources.file_search is not None
     assert b.tool_resources.file_search.vector_store_ids == ["vs_1"]
+
+
+def test_vector_stores_helper_is_refused_clearly(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.beta.assistants.create(
+            model="m", tool_resources={"file_search": {"vector_stores": [{"file_ids": ["f"]}]}}
+        )
+    assert exc.value.param == "tool_resources.file_search.vector_stores"  # type: ignore[attr-defined]
+    assert "not supported" in exc.value.message

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from assistantd import clock, ids
+from assistantd.errors import InvalidRequestError
 from assistantd.storage.objects import JSONObject
 
 
@@ -23,6 +24,12 @@ def tool_resources(value: dict[str, Any] | None) -> JSONObject:
         out["code_interpreter"] = {"file_ids": list(ci.get("file_ids") or [])}
     fs = value.get("file_search")
     if fs is not None:
+        if fs.get("vector_stores"):
+            raise InvalidRequestError(
+                "Creating vector stores through 'tool_resources.file_search.vector_stores' "
+                "is not supported by this server yet; pass 'vector_store_ids'.",
+                param="tool_resources.file_search.vector_stores",
+            )
         out["file_search"] = {"vector_store_ids": list(fs.get("vector_store_ids") or [])}
     return out
 
