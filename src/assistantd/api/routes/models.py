@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from sqlalchemy import text
 from fastapi.responses import Response
 
 from assistantd.api.deps import ProjectDep, RuntimeDep
@@ -16,4 +17,20 @@ async def list_models(rt: RuntimeDep, _project: ProjectDep) -> Response:
 
 @router.get("/healthz")
 async def healthz(rt: RuntimeDep) -> Response:
+    """200 once the server can reach its database; 503 otherwise (for load balancers)."""
+    try:
+        async with rt.db.read() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:
+        return json_response(
+            {
+                "error": {
+                    "message": "The database is unreachable.",
+                    "type": "server_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+            status_code=503,
+        )
     return json_response({"status": "ok"})
