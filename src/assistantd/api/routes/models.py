@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import text
 from fastapi.responses import Response
+from sqlalchemy import text
 
 from assistantd.api.deps import ProjectDep, RuntimeDep
 from assistantd.api.responses import json_response
