@@ -210,10 +210,12 @@ class ObjectRepo:
         conn: AsyncConnection,
         project_id: str,
         query: PageQuery,
+        *,
+        where: list[ColumnElement[bool]] | None = None,
         **scope: str | None,
     ) -> Page:
         t = self.table
-        conds: list[ColumnElement[bool]] = [t.c.project_id == project_id]
+        conds: list[ColumnElement[bool]] = [t.c.project_id == project_id, *(where or [])]
         conds += [t.c[k] == v for k, v in scope.items()]
         asc = query.order == "asc"
         # Walking backwards from `before` alone: fetch the nearest rows behind the cursor in

@@ -30,6 +30,10 @@ def _step_columns(o: JSONObject) -> dict[str, Any]:
     return {"thread_id": o["thread_id"], "run_id": o["run_id"]}
 
 
+def _file_columns(o: JSONObject) -> dict[str, Any]:
+    return {"purpose": o["purpose"], "expires_at": o.get("expires_at")}
+
+
 class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -39,6 +43,7 @@ class Store:
         self.messages = ObjectRepo(tables.messages, "message", _message_columns)
         self.runs = ObjectRepo(tables.runs, "run", _run_columns)
         self.steps = ObjectRepo(tables.run_steps, "run step", _step_columns)
+        self.files = ObjectRepo(tables.files, "file", _file_columns)
 
 
 async def active_run_id(conn: AsyncConnection, thread_id: str) -> str | None:

@@ -139,3 +139,19 @@ run_steps = Table(
     Index(None, "run_id", "id"),
     Index(None, "thread_id"),
 )
+
+files = Table(
+    "files",
+    metadata,
+    Column("id", IdType, primary_key=True),
+    Column("project_id", IdType, nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    # Where the bytes live in the blob store; never derived from the client's filename.
+    Column("blob_key", String(256), nullable=False),
+    Column("body", Text, nullable=False),
+    Index(None, "project_id", "id"),
+    Index(None, "project_id", "purpose", "id"),
+    Index(None, "expires_at"),
+)
