@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +82,10 @@ def postgres_url() -> str:
 
 
 @contextmanager
-def running_server(backend: str, **settings: str) -> Iterator[Server]:
+def running_server(
+    backend: str, *, serve_args: Sequence[str] = (), **settings: str
+) -> Iterator[Server]:
+    """A server on ``backend``; ``serve_args`` are added to ``assistantd serve``."""
     tmp = Path(tempfile.mkdtemp(prefix="assistantd-test-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANTD_")}
     env["ASSISTANTD_DATA_DIR"] = str(tmp / "data")
@@ -97,7 +100,7 @@ def running_server(backend: str, **settings: str) -> Iterator[Server]:
     server.keys = {p: server.new_key(p) for p in ("alpha", "beta")}
     with open(server.log_path, "wb") as log:
         server.process = subprocess.Popen(
-            [sys.executable, "-m", "assistantd", "serve", "--port", str(port)],
+            [sys.executable, "-m", "assistantd", "serve", "--port", str(port), *serve_args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -79,6 +79,7 @@ def metadata_targets(
     message = client.beta.threads.messages.list(thread.id).data[0].id
     run_thread = client.beta.threads.create()
     run = client.beta.threads.runs.create(run_thread.id, assistant_id=assistant)
+    store = client.vector_stores.create()
     return {
         "create assistant": ("POST", "/v1/assistants", {"model": "gpt-4o"}),
         "modify assistant": ("POST", f"/v1/assistants/{assistant}", {}),
@@ -93,6 +94,8 @@ def metadata_targets(
         "create run": ("POST", f"/v1/threads/{thread.id}/runs", {"assistant_id": assistant}),
         "modify run": ("POST", f"/v1/threads/{run_thread.id}/runs/{run.id}", {}),
         "create thread and run": ("POST", "/v1/threads/runs", {"assistant_id": assistant}),
+        "create vector store": ("POST", "/v1/vector_stores", {}),
+        "modify vector store": ("POST", f"/v1/vector_stores/{store.id}", {}),
     }
 
 

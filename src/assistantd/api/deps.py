@@ -74,9 +74,13 @@ def _reject_nul(request: Request) -> None:
     such a value became a 500 on PostgreSQL (and a 404 on SQLite). Every authenticated route
     depends on ``get_project``, which makes this the one place that covers them all.
     """
-    for name, value in request.path_params.items():
+    params = request.path_params
+    for name, value in params.items():
         if "\x00" in str(value):
-            raise NotFoundError(_PATH_OBJECTS.get(name, "object"), str(value))
+            kind = _PATH_OBJECTS.get(name, "object")
+            if name == "file_id" and "vector_store_id" in params:
+                kind = "vector store file"
+            raise NotFoundError(kind, str(value))
     for name, value in request.query_params.multi_items():
         if "\x00" in value:
             raise InvalidRequestError(

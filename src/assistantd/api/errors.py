@@ -83,6 +83,8 @@ class UnexpectedErrorMiddleware:
     connection: a client that had already sent its next request on that keep-alive connection
     saw it reset. Here the exception ends with the response. Once a response has started (a
     stream), nothing more can be sent, so the exception goes on to the server as before.
+    Installed before ``app.py`` adds its request-id middleware, it runs inside it, so a 500
+    carries ``x-request-id`` like every other answer (Starlette's handler runs outside it).
     """
 
     def __init__(self, app: ASGIApp) -> None:

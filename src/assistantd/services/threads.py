@@ -7,7 +7,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistantd.errors import ConflictingStateError
-from assistantd.services.shapes import deleted, merge_tool_resources, new_message, new_thread
+from assistantd.services import vector_stores
+from assistantd.services.shapes import (
+    deleted,
+    merge_tool_resources,
+    new_message,
+    new_thread,
+    vector_store_helper,
+)
 from assistantd.storage.objects import JSONObject, Page, PageQuery
 from assistantd.storage.store import Store, active_run_id
 
@@ -17,11 +24,19 @@ async def insert_thread(
 ) -> JSONObject:
     """Create a thread and its initial messages inside the caller's transaction."""
     thread = new_thread(body)
-    await store.threads.insert(conn, project, thread)
+    helper = vector_store_helper(body.get("tool_resources"))
+    if helper is not None:
+        # Stores made for a thread expire 7 days after their last activity, as on OpenAI.
+        vs_id = await vector_stores.create_from_helper(
+            conn, store, project, helper, days=vector_stores.THREAD_STORE_DAYS
+        )
+        thread["tool_resources"]["file_search"] = {"vector_store_ids": [vs_id]}
     messages = [
         new_message(thread["id"], m, created_at=thread["created_at"])
         for m in body.get("messages") or []
     ]
+    await vector_stores.attach_to_thread(conn, store, project, thread, messages)
+    await store.threads.insert(conn, project, thread)
     await store.messages.insert_many(conn, project, messages)
     return thread
 
@@ -53,8 +68,10 @@ async def delete(store: Store, project: str, thread_id: str) -> JSONObject:
     async with store.db.write() as conn:
         await store.threads.get(conn, project, thread_id, for_update=True)
         # Everything under the thread goes in the same transaction: no orphan is ever visible.
-        await store.steps.delete_where(conn, thread_id=thread_id)
+        # Runs go first: deleting them waits for an executor that holds a run's row lock,
+        # so the steps and messages it wrote under that lock are deleted after it, not missed.
         await store.runs.delete_where(conn, thread_id=thread_id)
+        await store.steps.delete_where(conn, thread_id=thread_id)
         await store.messages.delete_where(conn, thread_id=thread_id)
         await store.threads.delete(conn, project, thread_id)
     return deleted(thread_id, "thread.deleted")
@@ -73,9 +90,11 @@ async def create_message(
 ) -> JSONObject:
     async with store.db.write() as conn:
         # The row lock serialises this against run creation on PostgreSQL.
-        await store.threads.get(conn, project, thread_id, for_update=True)
+        thread = await store.threads.get(conn, project, thread_id, for_update=True)
         await ensure_unlocked(conn, thread_id)
         message = new_message(thread_id, body)
+        if await vector_stores.attach_to_thread(conn, store, project, thread, [message]):
+            await store.threads.save(conn, project, thread)
         await store.messages.insert(conn, project, message)
     return message
 
