@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistantd import __version__, ids
 from assistantd.api import errors
-from assistantd.api.routes import assistants, files, models, runs, threads
+from assistantd.api.routes import assistants, files, models, runs, threads, vector_stores
 from assistantd.config import Settings
 from assistantd.runtime import Runtime
 
@@ -64,7 +64,7 @@ def create_app(
     app.state.runtime = rt
     errors.install(app)
     # `runs` first: its POST /v1/threads/runs must win over POST /v1/threads/{thread_id}.
-    for module in (runs, assistants, threads, files, models):
+    for module in (runs, assistants, threads, files, vector_stores, models):
         app.include_router(module.router)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -61,6 +61,24 @@ class Settings(BaseSettings):
     upstream_max_attempts: int = 3
     """Tries per model call on 5xx, timeouts and broken streams, with backoff between them."""
 
+    embeddings: str = "local"
+    """Where vector-store embeddings come from: ``local`` (the offline all-MiniLM-L6-v2, when
+    installed; otherwise keyword-only), ``upstream`` (``/v1/embeddings`` of the upstream) or
+    ``none`` (keyword-only retrieval)."""
+
+    embedding_model: str = "text-embedding-3-small"
+    """The model asked of the upstream's ``/v1/embeddings`` when ``embeddings`` is ``upstream``."""
+
+    ingest_concurrency: int = 2
+    """Files one worker process reads, chunks and embeds at once."""
+
+    sandbox_python_env: Path | None = None
+    """The Python environment code_interpreter runs in (default: ``./.venv-sandbox``, which
+    ``scripts/sandbox-env`` creates)."""
+
+    code_interpreter_timeout_seconds: float = 60.0
+    """Wall time of one code_interpreter execution; past it the session's state is lost."""
+
     log_level: str = "info"
 
     def resolved_database_url(self) -> str:

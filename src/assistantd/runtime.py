@@ -8,9 +8,17 @@ import logging
 
 from assistantd.config import Settings
 from assistantd.providers.router import Router
+from assistantd.retrieval import embedders
+from assistantd.retrieval import index as retrieval_index
+from assistantd.retrieval.ingest import Ingestor
+from assistantd.retrieval.search import Searcher
 from assistantd.runs.executor import RunExecutor
 from assistantd.runs.tools.base import ToolBox
+from assistantd.runs.tools.code_interpreter import CodeInterpreterTool
+from assistantd.runs.tools.file_search import FileSearchTool
 from assistantd.runs.worker import Worker
+from assistantd.sandbox.base import Limits
+from assistantd.sandbox.bwrap import BwrapSandbox, default_env
 from assistantd.services import files
 from assistantd.storage import migrate
 from assistantd.storage.blobs import LocalBlobStore
@@ -31,20 +39,48 @@ class Runtime:
         self.blobs = LocalBlobStore(settings.data_dir / "blobs")
         self.router = Router(settings)
         self.bus: EventBus = MemoryEventBus()
-        self.tools = ToolBox()
+        self.index = retrieval_index.build(self.db)
+        self.embedder = embedders.build(settings)
+        self.searcher = Searcher(self.index, self.embedder)
+        self.ingestor = Ingestor(
+            self.store,
+            self.blobs,
+            self.index,
+            self.embedder,
+            concurrency=settings.ingest_concurrency,
+        )
+        self.tools = ToolBox([FileSearchTool(self.store, self.searcher)])
         self.executor = RunExecutor(self.store, self.router, settings, self.bus, self.tools)
         self.worker = Worker(self.store, settings, self.executor, self.bus)
         self.default_project_id: str | None = None
         self._maintenance: asyncio.Task[None] | None = None
+        self.sandbox: BwrapSandbox | None = None
 
     async def start(self, *, run_worker: bool = True) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await migrate.upgrade(self.db)
+        await self.index.start()
         self.default_project_id = await self.store.keys.ensure_project(DEFAULT_PROJECT)
         log.info("%s", self.router.describe())
+        await self._start_sandbox()
         if run_worker:
             await self.worker.start()
+            await self.ingestor.start()
             self._maintenance = asyncio.create_task(self._maintain(), name="assistantd-maintenance")
+
+    async def _start_sandbox(self) -> None:
+        """Offer code_interpreter only where the operating system can isolate it."""
+        env = self.settings.sandbox_python_env or default_env()
+        limits = Limits(wall_seconds=self.settings.code_interpreter_timeout_seconds)
+        sandbox = BwrapSandbox(env, limits=limits)
+        reason = await asyncio.to_thread(sandbox.available)
+        if reason is not None:
+            self.tools.unavailable["code_interpreter"] = reason
+            log.warning("code_interpreter is disabled: %s", reason)
+            await sandbox.close()
+            return
+        self.sandbox = sandbox
+        self.tools.register(CodeInterpreterTool(sandbox, self.store, self.blobs, self.tools))
 
     def models(self) -> list[dict[str, object]]:
         """The models this server routes to, as ``GET /v1/models`` lists them."""
@@ -68,7 +104,14 @@ class Runtime:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
+        await self.ingestor.stop()
         await self.worker.stop()
+        if self.sandbox is not None:
+            await self.sandbox.close()
         await self.router.close()
         await self.bus.close()
+        await self.index.close()
+        closer = getattr(self.embedder, "close", None)
+        if closer is not None:
+            await closer()
         await self.db.dispose()

@@ -83,10 +83,11 @@ def test_tool_resources_replace_on_update(client: openai.OpenAI) -> None:
     assert b.tool_resources.file_search.vector_store_ids == ["vs_1"]
 
 
-def test_vector_stores_helper_is_refused_clearly(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError) as exc:
+def test_vector_stores_helper_names_a_missing_file(client: openai.OpenAI) -> None:
+    # The helper works (tests/api/test_file_search.py); a file it names must exist.
+    with pytest.raises(openai.NotFoundError) as exc:
         client.beta.assistants.create(
             model="m", tool_resources={"file_search": {"vector_stores": [{"file_ids": ["f"]}]}}
         )
-    assert exc.value.param == "tool_resources.file_search.vector_stores"  # type: ignore[attr-defined]
-    assert "not supported" in exc.value.message
+    assert exc.value.param == "tool_resources.file_search.vector_stores[0].file_ids"  # type: ignore[attr-defined]
+    assert "No file found with id 'f'." in exc.value.message

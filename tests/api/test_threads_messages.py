@@ -52,14 +52,16 @@ def test_empty_thread_and_modify(client: openai.OpenAI) -> None:
 
 def test_message_crud(client: openai.OpenAI) -> None:
     thread = client.beta.threads.create()
+    # A file attached for file_search must exist: it joins the thread's vector store.
+    file_id = client.files.create(file=("q.txt", b"2+2=4"), purpose="assistants").id
     msg = client.beta.threads.messages.create(
         thread.id,
         role="user",
         content="What is 2+2?",
-        attachments=[{"file_id": "file-x", "tools": [{"type": "file_search"}]}],
+        attachments=[{"file_id": file_id, "tools": [{"type": "file_search"}]}],
     )
     assert msg.id.startswith("msg_") and msg.object == "thread.message"
-    assert msg.attachments is not None and msg.attachments[0].file_id == "file-x"
+    assert msg.attachments is not None and msg.attachments[0].file_id == file_id
     got = client.beta.threads.messages.retrieve(msg.id, thread_id=thread.id)
     assert got.model_dump() == msg.model_dump()
     mod = client.beta.threads.messages.update(msg.id, thread_id=thread.id, metadata={"x": "1"})

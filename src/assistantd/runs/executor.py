@@ -32,7 +32,7 @@ from assistantd.providers.router import Route, Router
 from assistantd.runs import context, state
 from assistantd.runs.events import RunEvents
 from assistantd.runs.records import new_step, usage_of
-from assistantd.runs.tools.base import ToolBox, ToolCallContext
+from assistantd.runs.tools.base import ToolBox, ToolCallContext, public_call
 from assistantd.storage.objects import JSONObject, PageQuery
 from assistantd.storage.store import Store
 
@@ -283,21 +283,28 @@ class RunExecutor:
                 "name": event.name or "",
                 "arguments": event.arguments,
             }
-            fragment = {
-                "index": local_index,
-                "id": call_id,
-                "type": "function",
-                "function": {
-                    "name": event.name or "",
-                    "arguments": event.arguments,
-                    "output": None,
-                },
-            }
+            server_tool = self.tools.server_tool_for(event.name or "")
+            if server_tool is not None:
+                # A server tool shows as its own kind of call, never as a function.
+                fragment = {"index": local_index, **server_tool.pending(call_id, "")}
+            else:
+                fragment = {
+                    "index": local_index,
+                    "id": call_id,
+                    "type": "function",
+                    "function": {
+                        "name": event.name or "",
+                        "arguments": event.arguments,
+                        "output": None,
+                    },
+                }
         else:
             entry = call.calls[event.index]
             entry["arguments"] += event.arguments
             if event.name and not entry["name"]:
                 entry["name"] = event.name
+            if self.tools.server_tool_for(entry["name"]) is not None:
+                return  # its arguments are the model's business, not the client's
             fragment = {
                 "index": int(entry["index"]),
                 "type": "function",
@@ -391,6 +398,10 @@ class RunExecutor:
         ]
         if call.message is None and not call.calls:
             await self._open_message(project, run, call)
+        annotations: list[JSONObject] = []
+        if call.message is not None and call.text:
+            ctx = ToolCallContext(project, run["thread_id"], run["id"], run)
+            annotations = await self.tools.annotate(ctx, "".join(call.text))
         published: list[tuple[str, JSONObject]] = []
         async with self.store.db.write() as conn:
             run = await self._guarded(conn, project, run["id"])
@@ -404,7 +415,27 @@ class RunExecutor:
             call_usage = usage_of(usage.prompt_tokens, usage.completion_tokens)
             if call.message is not None and call.message_step is not None:
                 message = dict(call.message)
-                message["content"] = [_text_part("".join(call.text))]
+                message["content"] = [
+                    _text_part("".join(call.text), annotations),
+                    *self.tools.finish_message(run["id"]),
+                ]
+                if annotations:
+                    # Each annotation once, with its index (the SDK sums repeated numbers).
+                    delta = [{"index": i, **a} for i, a in enumerate(annotations)]
+                    published.append(
+                        (
+                            "thread.message.delta",
+                            {
+                                "id": message["id"],
+                                "object": "thread.message.delta",
+                                "delta": {
+                                    "content": [
+                                        {"index": 0, "type": "text", "text": {"annotations": delta}}
+                                    ]
+                                },
+                            },
+                        )
+                    )
                 if truncated and not call.calls:
                     message.update(
                         status="incomplete",
@@ -507,7 +538,12 @@ class RunExecutor:
                 usage=orjson.loads(cols["pending_usage"] or "null"),
             )
             await self.store.steps.save(conn, project, step, extra={"pending_usage": None})
-        await self.events.publish(run["id"], "thread.run.step.completed", step)
+        shown = dict(step)
+        shown["step_details"] = {
+            "type": "tool_calls",
+            "tool_calls": [public_call(c, content=False) for c in details],
+        }
+        await self.events.publish(run["id"], "thread.run.step.completed", shown)
 
     # -- endings ------------------------------------------------------------------------------
 
@@ -567,5 +603,5 @@ class RunExecutor:
         return run
 
 
-def _text_part(value: str) -> JSONObject:
-    return {"type": "text", "text": {"value": value, "annotations": []}}
+def _text_part(value: str, annotations: list[JSONObject] | None = None) -> JSONObject:
+    return {"type": "text", "text": {"value": value, "annotations": annotations or []}}

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from assistantd import clock, ids
-from assistantd.services.shapes import deleted, given, merge_tool_resources, tool_resources
+from assistantd.services import vector_stores
+from assistantd.services.shapes import (
+    deleted,
+    given,
+    merge_tool_resources,
+    tool_resources,
+    vector_store_helper,
+)
 from assistantd.storage.objects import JSONObject, Page, PageQuery
 from assistantd.storage.store import Store
 
@@ -40,7 +47,11 @@ async def create(store: Store, project: str, body: dict[str, Any]) -> JSONObject
     }
     if given(body, "reasoning_effort"):
         assistant["reasoning_effort"] = body["reasoning_effort"]
+    helper = vector_store_helper(body.get("tool_resources"))
     async with store.db.write() as conn:
+        if helper is not None:
+            vs_id = await vector_stores.create_from_helper(conn, store, project, helper, days=None)
+            assistant["tool_resources"]["file_search"] = {"vector_store_ids": [vs_id]}
         await store.assistants.insert(conn, project, assistant)
     return assistant
 

@@ -12,6 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from assistantd import clock, ids
 from assistantd.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from assistantd.services.shapes import deleted
+from assistantd.services.vector_stores import detach_everywhere
 from assistantd.storage import tables
 from assistantd.storage.blobs import BlobStore, BlobTooLarge
 from assistantd.storage.objects import JSONObject, Page, PageQuery
@@ -137,6 +138,8 @@ async def content(
 async def delete_file(store: Store, blobs: BlobStore, project: str, file_id: str) -> JSONObject:
     key = await blob_key(store, project, file_id)
     async with store.db.write() as conn:
+        # "Delete a file and remove it from all vector stores": its chunks are purged too.
+        await detach_everywhere(conn, store, project, file_id)
         await store.files.delete(conn, project, file_id)
     await blobs.delete(key)
     return deleted(file_id, "file")

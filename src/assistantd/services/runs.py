@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from assistantd import clock, ids
 from assistantd.errors import ConflictingStateError, InvalidRequestError
 from assistantd.runs import state
+from assistantd.runs.tools.base import public_call
+from assistantd.services import vector_stores
 from assistantd.services.shapes import given, new_message
 from assistantd.services.threads import insert_thread
 from assistantd.storage.objects import DuplicateError, JSONObject, Page, PageQuery
@@ -96,8 +98,10 @@ async def create(
         assistant = await store.assistants.get(
             conn, project, body["assistant_id"], param="assistant_id"
         )
-        await store.threads.get(conn, project, thread_id, for_update=True)
+        thread = await store.threads.get(conn, project, thread_id, for_update=True)
         extra = [new_message(thread_id, m) for m in body.get("additional_messages") or []]
+        if await vector_stores.attach_to_thread(conn, store, project, thread, extra):
+            await store.threads.save(conn, project, thread)
         await store.messages.insert_many(conn, project, extra)
         run = new_run(thread_id, assistant, body, expiry_seconds)
         await _insert_run(store, conn, project, thread_id, run)
@@ -221,12 +225,13 @@ async def page(store: Store, project: str, thread_id: str, query: PageQuery) -> 
         return await store.runs.page(conn, project, query, thread_id=thread_id)
 
 
-def _strip_result_content(step: JSONObject) -> JSONObject:
+def _public_step(step: JSONObject, include: list[str]) -> JSONObject:
+    """A step as the API shows it: no server-internal keys on tool calls, and file-search
+    result ``content`` only when ``include[]`` asked for it."""
     details = step.get("step_details") or {}
-    for call in details.get("tool_calls") or []:
-        if call.get("type") == "file_search":
-            for result in (call.get("file_search") or {}).get("results") or []:
-                result.pop("content", None)
+    if details.get("tool_calls"):
+        content = FILE_SEARCH_CONTENT in include
+        details["tool_calls"] = [public_call(c, content=content) for c in details["tool_calls"]]
     return step
 
 
@@ -237,17 +242,17 @@ async def get_step(
         await store.threads.get_raw(conn, project, thread_id)
         await store.runs.get_raw(conn, project, run_id, scope={"thread_id": thread_id})
         step = await store.steps.get(conn, project, step_id, scope={"run_id": run_id})
-    return step if FILE_SEARCH_CONTENT in include else _strip_result_content(step)
+    return _public_step(step, include)
 
 
 async def page_steps(
     store: Store, project: str, thread_id: str, run_id: str, query: PageQuery, include: list[str]
 ) -> tuple[Page, list[JSONObject] | None]:
-    """The page, and when result contents must be hidden, the rewritten objects."""
+    """The page, and when it holds server-tool calls to tidy, the rewritten objects."""
     async with store.db.read() as conn:
         await store.threads.get_raw(conn, project, thread_id)
         await store.runs.get_raw(conn, project, run_id, scope={"thread_id": thread_id})
         result = await store.steps.page(conn, project, query, run_id=run_id)
-    if FILE_SEARCH_CONTENT in include or "file_search" not in "".join(result.bodies):
+    if "file_search" not in "".join(result.bodies):
         return result, None
-    return result, [_strip_result_content(s) for s in result.objects()]
+    return result, [_public_step(s, include) for s in result.objects()]

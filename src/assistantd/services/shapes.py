@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from assistantd import clock, ids
-from assistantd.errors import InvalidRequestError
 from assistantd.storage.objects import JSONObject
 
 
@@ -15,7 +14,8 @@ def given(body: dict[str, Any], key: str) -> bool:
 
 
 def tool_resources(value: dict[str, Any] | None) -> JSONObject:
-    """Normalise ``tool_resources`` to the stored shape: only ids, no helper blocks."""
+    """Normalise ``tool_resources`` to the stored shape: only ids, no helper blocks (the
+    ``vector_stores`` helper leaves an empty id list for the service to fill in)."""
     out: JSONObject = {}
     if not value:
         return out
@@ -24,14 +24,14 @@ def tool_resources(value: dict[str, Any] | None) -> JSONObject:
         out["code_interpreter"] = {"file_ids": list(ci.get("file_ids") or [])}
     fs = value.get("file_search")
     if fs is not None:
-        if fs.get("vector_stores"):
-            raise InvalidRequestError(
-                "Creating vector stores through 'tool_resources.file_search.vector_stores' "
-                "is not supported by this server yet; pass 'vector_store_ids'.",
-                param="tool_resources.file_search.vector_stores",
-            )
         out["file_search"] = {"vector_store_ids": list(fs.get("vector_store_ids") or [])}
     return out
+
+
+def vector_store_helper(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``tool_resources.file_search.vector_stores[0]`` helper of a request, if any."""
+    helpers = ((value or {}).get("file_search") or {}).get("vector_stores") or []
+    return dict(helpers[0]) if helpers else None
 
 
 def merge_tool_resources(current: JSONObject | None, update: dict[str, Any] | None) -> JSONObject:

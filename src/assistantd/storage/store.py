@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistantd.storage import tables
@@ -34,6 +35,47 @@ def _file_columns(o: JSONObject) -> dict[str, Any]:
     return {"purpose": o["purpose"], "expires_at": o.get("expires_at")}
 
 
+def _vector_store_columns(o: JSONObject) -> dict[str, Any]:
+    return {"last_active_at": o["last_active_at"], "expires_at": o.get("expires_at")}
+
+
+def _vector_store_file_columns(o: JSONObject) -> dict[str, Any]:
+    return {
+        "vector_store_id": o["vector_store_id"],
+        "status": o["status"],
+        "usage_bytes": o["usage_bytes"],
+    }
+
+
+def _batch_columns(o: JSONObject) -> dict[str, Any]:
+    return {"vector_store_id": o["vector_store_id"]}
+
+
+class VectorStoreFileRepo(ObjectRepo):
+    """Keyed by (vector store, file): one file may sit in several stores."""
+
+    async def save(
+        self,
+        conn: AsyncConnection,
+        project_id: str,
+        obj: JSONObject,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        row = self._row(project_id, obj, extra)
+        for key in ("id", "project_id", "vector_store_id"):
+            del row[key]
+        t = self.table
+        await conn.execute(
+            update(t)
+            .where(
+                t.c.vector_store_id == obj["vector_store_id"],
+                t.c.id == obj["id"],
+                t.c.project_id == project_id,
+            )
+            .values(row)
+        )
+
+
 class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -44,6 +86,13 @@ class Store:
         self.runs = ObjectRepo(tables.runs, "run", _run_columns)
         self.steps = ObjectRepo(tables.run_steps, "run step", _step_columns)
         self.files = ObjectRepo(tables.files, "file", _file_columns)
+        self.vector_stores = ObjectRepo(tables.vector_stores, "vector store", _vector_store_columns)
+        self.vector_store_files = VectorStoreFileRepo(
+            tables.vector_store_files, "vector store file", _vector_store_file_columns
+        )
+        self.file_batches = ObjectRepo(
+            tables.vector_store_file_batches, "vector store file batch", _batch_columns
+        )
 
 
 async def active_run_id(conn: AsyncConnection, thread_id: str) -> str | None:

@@ -14,7 +14,9 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Index,
+    Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -154,4 +156,71 @@ files = Table(
     Index(None, "project_id", "id"),
     Index(None, "project_id", "purpose", "id"),
     Index(None, "expires_at"),
+)
+
+vector_stores = Table(
+    "vector_stores",
+    metadata,
+    Column("id", IdType, primary_key=True),
+    Column("project_id", IdType, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    # Activity moves these without rewriting the body; reads lay them over it.
+    Column("last_active_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("body", Text, nullable=False),
+    Index(None, "project_id", "id"),
+    Index(None, "expires_at"),
+)
+
+# A file attached to a vector store; its id is the file's id, so the key is the pair. A row
+# that is `in_progress` is also an ingestion job: a worker claims it with a lease, as runs are.
+vector_store_files = Table(
+    "vector_store_files",
+    metadata,
+    Column("vector_store_id", IdType, nullable=False),
+    Column("id", IdType, nullable=False),
+    Column("project_id", IdType, nullable=False),
+    Column("batch_id", IdType, nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("usage_bytes", BigInteger, nullable=False, server_default="0"),
+    # Names this attachment's chunks in the index (a re-attached file gets a new one).
+    Column("generation", String(64), nullable=False),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("body", Text, nullable=False),
+    PrimaryKeyConstraint("vector_store_id", "id"),
+    Index(None, "vector_store_id", "status", "id"),
+    Index(None, "batch_id", "status", "id"),
+    Index(None, "project_id", "id"),
+    Index(
+        "ix_vector_store_files_pending",
+        "lease_expires_at",
+        sqlite_where=text("status = 'in_progress'"),
+        postgresql_where=text("status = 'in_progress'"),
+    ),
+)
+
+vector_store_file_batches = Table(
+    "vector_store_file_batches",
+    metadata,
+    Column("id", IdType, primary_key=True),
+    Column("project_id", IdType, nullable=False),
+    Column("vector_store_id", IdType, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Index(None, "vector_store_id", "id"),
+)
+
+# Chunks to drop from the index: a detached attachment (`generation`) or a whole deleted store
+# (`generation` null). Written in the transaction that detaches, carried out by the ingestion
+# worker, so no crash can leave chunks behind.
+index_purges = Table(
+    "index_purges",
+    metadata,
+    Column("id", IdType, primary_key=True),
+    Column("vector_store_id", IdType, nullable=False),
+    Column("generation", String(64), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
 )
