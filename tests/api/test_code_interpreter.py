@@ -155,3 +155,20 @@ def test_errors_are_contained(client: openai.OpenAI, upstream: ScriptedUpstream)
     logs = tool_call(client, thread.id, run.id).code_interpreter.outputs[0].logs
     assert "Error" in logs  # ConnectionRefusedError / OSError inside the sandbox
     assert client.beta.threads.retrieve(thread.id).id == thread.id
+
+
+def test_stream_carries_input_and_outputs(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    assistant = scripted(client, upstream, call("print('hi from the sandbox')"), Text(["ok"]))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "run it"}])
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant) as stream:
+        stream.until_done()
+        steps = stream.get_final_run_steps()
+        run = stream.get_final_run()
+    assert run.status == "completed"
+    tool_step = next(s for s in steps if s.type == "tool_calls")
+    snapshot = tool_step.step_details.tool_calls[0]  # type: ignore[union-attr]
+    assert snapshot.type == "code_interpreter"
+    assert snapshot.code_interpreter.input == "print('hi from the sandbox')"
+    assert snapshot.code_interpreter.outputs[0].logs.strip() == "hi from the sandbox"

@@ -525,8 +525,22 @@ class RunExecutor:
         for c in call.calls.values():
             tool = self.tools.server_tool_for(c["name"])
             assert tool is not None
+            index = int(c["index"])
+            if tool.type == "code_interpreter":
+                # The code as one input fragment (its first delta carried input ""), so a
+                # streaming client sees what runs before it runs.
+                code = tool.pending(c["id"], c["arguments"])["code_interpreter"]["input"]
+                await self._tool_delta(run["id"], call.tool_step["id"], index, {"input": code})
             outcome = await tool.run(ctx, c["id"], c["arguments"])
             details.append(outcome.details)
+            if tool.type == "code_interpreter":
+                outputs = outcome.details["code_interpreter"]["outputs"]
+                await self._tool_delta(
+                    run["id"],
+                    call.tool_step["id"],
+                    index,
+                    {"outputs": [{"index": i, **o} for i, o in enumerate(outputs)]},
+                )
         async with self.store.db.write() as conn:
             await self._guarded(conn, project, run["id"])
             step = dict(call.tool_step)
@@ -544,6 +558,24 @@ class RunExecutor:
             "tool_calls": [public_call(c, content=False) for c in details],
         }
         await self.events.publish(run["id"], "thread.run.step.completed", shown)
+
+    async def _tool_delta(self, run_id: str, step_id: str, index: int, body: JSONObject) -> None:
+        await self.events.publish(
+            run_id,
+            "thread.run.step.delta",
+            {
+                "id": step_id,
+                "object": "thread.run.step.delta",
+                "delta": {
+                    "step_details": {
+                        "type": "tool_calls",
+                        "tool_calls": [
+                            {"index": index, "type": "code_interpreter", "code_interpreter": body}
+                        ],
+                    }
+                },
+            },
+        )
 
     # -- endings ------------------------------------------------------------------------------
 
