@@ -1,24 +1,13 @@
 from __future__ import annotations
 
 import re
-import time
 
 import openai
 import pytest
-from openai.types.beta.threads import Run
 
+from tests.api.test_run_engine import wait_for
 from tests.conftest import hanging_assistant
 from tests.upstream import ScriptedUpstream
-
-
-def wait_status(client: openai.OpenAI, run: Run, statuses: set[str], timeout: float = 10) -> Run:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = client.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id)
-        if run.status in statuses:
-            return run
-        time.sleep(0.02)
-    raise AssertionError(f"run {run.id} stayed {run.status}")
 
 
 @pytest.fixture()
@@ -95,7 +84,7 @@ def test_thread_lock(client: openai.OpenAI, assistant_id: str) -> None:
         client.beta.threads.runs.create(thread.id, assistant_id=assistant_id)
     assert f"Thread {thread.id} already has an active run {run.id}." in str(exc2.value)
     client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
-    wait_status(client, run, {"cancelled"})
+    wait_for(client, run, {"cancelled"})
     # unlocked once cancelled
     client.beta.threads.messages.create(thread.id, role="user", content="hi")
 
@@ -105,7 +94,7 @@ def test_cancel_active_run(client: openai.OpenAI, assistant_id: str) -> None:
     run = client.beta.threads.runs.create(thread.id, assistant_id=assistant_id)
     cancelling = client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
     assert cancelling.status == "cancelling"
-    done = wait_status(client, run, {"cancelled"}, timeout=2)
+    done = wait_for(client, run, {"cancelled"}, timeout=2)
     assert done.cancelled_at is not None and done.expires_at is None
     with pytest.raises(openai.BadRequestError) as exc:
         client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
