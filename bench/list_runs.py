@@ -632,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     usable = cpus()
     pin = not args.no_pin and len(usable) >= 2
     server_cpu, load_cpu = (usable[0], usable[1]) if pin else (None, None)
-    tmp = Path(tempfile.mkdtemp(prefix="assistantd-bench-"))
+    tmp = Path(tempfile.mkdtemp(prefix="assistantd-listruns-"))
     args.pg_dir = None
     if args.backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp / 'assistantd.db'}"
@@ -862,8 +862,7 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(report, indent=2))
     (path.with_suffix(".md")).write_text(md + "\n")
     print(f"\nwrote {path} and {path.with_suffix('.md').name}")
-    if args.backend == "sqlite":
-        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
