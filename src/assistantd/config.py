@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy async URL. Default: ``sqlite+aiosqlite:///<data_dir>/assistantd.db``."""
 
+    redis_url: str | None = None
+    """``redis://...``: with a PostgreSQL database, switches on the distributed mode (run and
+    ingestion jobs through the task queue, run events through Redis Streams)."""
+
     api_key: str | None = None
     """A key accepted for the default project, for single-user setups."""
 

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 
+from redis.asyncio import Redis
+
 from assistantd.config import Settings
 from assistantd.providers.router import Router
 from assistantd.retrieval import embedders
@@ -53,6 +55,8 @@ class Runtime:
         self.executor = RunExecutor(self.store, self.router, settings, self.bus, self.tools)
         self.worker = Worker(self.store, settings, self.executor, self.bus)
         self.default_project_id: str | None = None
+        self.redis: Redis | None = None
+        """The Redis client of the distributed mode (``None`` when embedded)."""
         self._maintenance: asyncio.Task[None] | None = None
         self.sandbox: BwrapSandbox | None = None
 
