@@ -7,7 +7,7 @@ import httpx
 import openai
 import pytest
 
-from tests.servers import BACKENDS, Server, running_server
+from tests.servers import SERVER_BACKENDS, Server, running_server
 from tests.upstream import Hang, ScriptedUpstream
 
 
@@ -19,11 +19,16 @@ def upstream() -> Iterator[ScriptedUpstream]:
     scripted.stop()
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(scope="session", params=SERVER_BACKENDS)
 def server(request: pytest.FixtureRequest, upstream: ScriptedUpstream) -> Iterator[Server]:
-    with running_server(
-        request.param, upstream_base_url=upstream.base_url, upstream_max_attempts="2"
-    ) as srv:
+    settings = {"upstream_base_url": upstream.base_url, "upstream_max_attempts": "2"}
+    if request.param == "cluster":
+        from tests.cluster import running_cluster
+
+        with running_cluster(**settings) as cluster:
+            yield cluster
+        return
+    with running_server(request.param, **settings) as srv:
         yield srv
 
 

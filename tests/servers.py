@@ -17,9 +17,14 @@ from pathlib import Path
 
 import httpx
 
-BACKENDS = [
-    b for b in os.environ.get("ASSISTANTD_TEST_BACKENDS", "sqlite,postgres").split(",") if b
+_SELECTED = [
+    b for b in os.environ.get("ASSISTANTD_TEST_BACKENDS", "sqlite,postgres,cluster").split(",") if b
 ]
+BACKENDS = [b for b in _SELECTED if b != "cluster"]
+"""Storage backends: one server process on SQLite or on PostgreSQL."""
+SERVER_BACKENDS = _SELECTED
+"""Every way to serve: the storage backends, plus ``cluster`` (PostgreSQL + Redis, two API
+processes behind nginx and two workers; ``tests/cluster.py``)."""
 
 
 def free_port() -> int:

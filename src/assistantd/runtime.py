@@ -9,7 +9,10 @@ import logging
 from redis.asyncio import Redis
 
 from assistantd.config import Settings
+from assistantd.errors import ConfigError
 from assistantd.providers.router import Router
+from assistantd.queue.base import Dispatcher, LocalDispatcher
+from assistantd.queue.taskiq import TaskiqDispatcher
 from assistantd.retrieval import embedders
 from assistantd.retrieval import index as retrieval_index
 from assistantd.retrieval.ingest import Ingestor
@@ -29,6 +32,7 @@ from assistantd.storage.keys import DEFAULT_PROJECT
 from assistantd.storage.store import Store
 from assistantd.streaming.base import EventBus
 from assistantd.streaming.memory import MemoryEventBus
+from assistantd.streaming.redis import RedisEventBus
 
 log = logging.getLogger("assistantd")
 
@@ -40,7 +44,28 @@ class Runtime:
         self.store = Store(self.db)
         self.blobs = LocalBlobStore(settings.data_dir / "blobs")
         self.router = Router(settings)
-        self.bus: EventBus = MemoryEventBus()
+        self.redis: Redis | None = None
+        """The Redis client of the distributed mode (``None`` when embedded)."""
+        self.bus: EventBus
+        self.dispatch: Dispatcher
+        if settings.redis_url:
+            if self.db.is_sqlite:
+                raise ConfigError(
+                    "ASSISTANTD_REDIS_URL (the distributed mode) needs a PostgreSQL "
+                    "ASSISTANTD_DATABASE_URL: SQLite cannot be shared between machines."
+                )
+            self.redis = Redis.from_url(settings.redis_url)
+            self.bus = RedisEventBus(self.redis)
+            self.dispatch = TaskiqDispatcher(
+                settings.redis_url,
+                self.redis,
+                run_concurrency=settings.run_concurrency,
+                ingest_concurrency=settings.ingest_concurrency,
+                redispatch_seconds=settings.run_lease_seconds,
+            )
+        else:
+            self.bus = MemoryEventBus()
+            self.dispatch = LocalDispatcher()
         self.index = retrieval_index.build(self.db)
         self.embedder = embedders.build(settings)
         self.searcher = Searcher(self.index, self.embedder)
@@ -50,13 +75,14 @@ class Runtime:
             self.index,
             self.embedder,
             concurrency=settings.ingest_concurrency,
+            dispatch=self.dispatch,
         )
         self.tools = ToolBox([FileSearchTool(self.store, self.searcher)])
         self.executor = RunExecutor(self.store, self.router, settings, self.bus, self.tools)
-        self.worker = Worker(self.store, settings, self.executor, self.bus)
+        self.worker = Worker(self.store, settings, self.executor, self.bus, dispatch=self.dispatch)
+        if isinstance(self.dispatch, LocalDispatcher):
+            self.dispatch.bind(self.worker.notify, self.ingestor.notify)
         self.default_project_id: str | None = None
-        self.redis: Redis | None = None
-        """The Redis client of the distributed mode (``None`` when embedded)."""
         self._maintenance: asyncio.Task[None] | None = None
         self.sandbox: BwrapSandbox | None = None
 
@@ -71,6 +97,15 @@ class Runtime:
             await self.worker.start()
             await self.ingestor.start()
             self._maintenance = asyncio.create_task(self._maintain(), name="assistantd-maintenance")
+            await self.dispatch.start(
+                runs=self.worker.take, ingest=self.ingestor.drain, wake=self.worker.notify
+            )
+        else:
+            if self.dispatch.queue_mode:
+                # An API-only process of the distributed mode still settles cancelled and
+                # expired runs nobody holds, and dispatches orphans: whoever is alive does.
+                await self.worker.start(execute=False)
+            await self.dispatch.start(runs=None, ingest=None, wake=None)
 
     async def _start_sandbox(self) -> None:
         """Offer code_interpreter only where the operating system can isolate it."""
@@ -84,7 +119,11 @@ class Runtime:
             await sandbox.close()
             return
         self.sandbox = sandbox
-        self.tools.register(CodeInterpreterTool(sandbox, self.store, self.blobs, self.tools))
+        self.tools.register(
+            CodeInterpreterTool(
+                sandbox, self.store, self.blobs, self.tools, pin=self.dispatch.pin_thread
+            )
+        )
 
     def models(self) -> list[dict[str, object]]:
         """The models this server routes to, as ``GET /v1/models`` lists them."""
@@ -108,12 +147,17 @@ class Runtime:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
-        await self.ingestor.stop()
+        if isinstance(self.dispatch, TaskiqDispatcher):
+            await self.dispatch.stop_consuming()
         await self.worker.stop()
+        await self.ingestor.stop()
+        await self.dispatch.close()
         if self.sandbox is not None:
             await self.sandbox.close()
         await self.router.close()
         await self.bus.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.index.close()
         closer = getattr(self.embedder, "close", None)
         if closer is not None:

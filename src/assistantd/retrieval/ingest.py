@@ -12,6 +12,9 @@ One job is one pipeline in a thread of the worker's own pool: blob pieces -> tex
 the index. Memory stays bounded by a batch, whatever the file's size. Chunks only become
 searchable when the row turns ``completed`` (searches ask the database which files are).
 The worker also carries out index purges (detached files, deleted stores).
+
+Distributed (``queue/taskiq.py``), files are claimed when an ingestion job arrives (``drain``),
+and the loop only dispatches a job when it sees claimable files that nobody works on.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import orjson
 from sqlalchemy import delete, or_, select, update
 
 from assistantd import clock
+from assistantd.queue.base import Dispatcher, LocalDispatcher
 from assistantd.retrieval.chunking import Strategy, chunk_texts
 from assistantd.retrieval.embedders import Embedder, EmbeddingError, LocalEmbedder
 from assistantd.retrieval.extract import ExtractionError, segments
@@ -73,7 +77,9 @@ class Ingestor:
         concurrency: int = 2,
         lease_seconds: int = 30,
         interval: float = 1.0,
+        dispatch: Dispatcher | None = None,
     ) -> None:
+        self.dispatch: Dispatcher = dispatch or LocalDispatcher()
         self.store = store
         self.blobs = blobs
         self.index = index
@@ -130,11 +136,10 @@ class Ingestor:
             try:
                 await self._purge()
                 await self._heartbeat()
-                free = self.concurrency - len(self._jobs)
-                if free > 0:
-                    for job in await self._claim(free):
-                        task = asyncio.create_task(self._run(job), name=f"ingest-{job.file_id}")
-                        self._jobs[(job.vector_store_id, job.file_id)] = (job, task)
+                if self.dispatch.queue_mode:
+                    await self._redispatch()
+                else:
+                    self._start(await self._claim(self.concurrency - len(self._jobs)))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -143,9 +148,49 @@ class Ingestor:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
 
+    def _start(self, jobs: list[Job]) -> list[asyncio.Task[None]]:
+        tasks = []
+        for job in jobs:
+            task = asyncio.create_task(self._run(job), name=f"ingest-{job.file_id}")
+            self._jobs[(job.vector_store_id, job.file_id)] = (job, task)
+            tasks.append(task)
+        return tasks
+
+    async def drain(self) -> bool:
+        """An ingestion job: claim what fits, work it off; True if there may be more."""
+        room = self.concurrency - len(self._jobs)
+        if room <= 0:
+            return True
+        tasks = self._start(await self._claim(room))
+        if tasks:
+            await asyncio.wait(tasks)
+        return len(tasks) == room
+
+    async def _redispatch(self) -> None:
+        """Dispatch a job when files wait that nobody holds (a lost job, a dead worker)."""
+        if self._jobs:
+            return
+        t = tables.vector_store_files
+        now = clock.now()
+        async with self.store.db.read() as conn:
+            waiting = (
+                await conn.execute(
+                    select(t.c.id)
+                    .where(
+                        t.c.status == "in_progress",
+                        or_(t.c.lease_expires_at.is_(None), t.c.lease_expires_at < now),
+                    )
+                    .limit(1)
+                )
+            ).first()
+        if waiting is not None:
+            await self.dispatch.redispatch_ingestion()
+
     # -- claiming ----------------------------------------------------------------------------
 
     async def _claim(self, n: int) -> list[Job]:
+        if n <= 0:
+            return []
         t = tables.vector_store_files
         now = clock.now()
         async with self.store.db.write() as conn:
@@ -256,7 +301,8 @@ class Ingestor:
             )
         finally:
             self._jobs.pop(key, None)
-            self.notify()
+            if not self.dispatch.queue_mode:
+                self.notify()
 
     async def _ingest(self, job: Job) -> int | None:
         f = tables.files

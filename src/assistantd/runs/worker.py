@@ -5,6 +5,12 @@ extends the lease while the run executes. A run whose lease ran out (its worker 
 claimed again by whichever worker looks next and resumed from its last finished step. Runs
 that nobody holds (queued, waiting for tool outputs, or orphaned while cancelling) are moved
 to ``cancelled`` or ``expired`` here.
+
+How a worker finds runs depends on the dispatcher (``queue/``). Embedded, the worker claims
+claimable runs from the database itself, woken by the API in the same process. Distributed,
+runs arrive as jobs (``take``) and the sweep dispatches again any run that nobody holds (its
+worker died, or its job was lost); an API-only process runs the sweep too (``janitor``), so
+cancels and expiry of unheld runs happen whichever processes are alive.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from sqlalchemy import or_, select, update
 
 from assistantd import clock
 from assistantd.config import Settings
+from assistantd.queue.base import Dispatcher, LocalDispatcher
 from assistantd.runs import state
 from assistantd.runs.events import RunEvents
 from assistantd.runs.executor import RunExecutor
@@ -43,13 +50,16 @@ class Worker:
         executor: RunExecutor,
         events: RunEvents,
         *,
+        dispatch: Dispatcher | None = None,
         interval: float = 1.0,
     ) -> None:
         self.store = store
         self.settings = settings
         self.executor = executor
         self.events = events
+        self.dispatch: Dispatcher = dispatch or LocalDispatcher()
         self.interval = interval
+        self.executes = True
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -58,7 +68,10 @@ class Worker:
         self._stop_reason: dict[str, str] = {}
         self._last_heartbeat = 0.0
 
-    async def start(self) -> None:
+    async def start(self, *, execute: bool = True) -> None:
+        """Start the sweep; ``execute=False`` makes this process a janitor only (distributed
+        API processes): it settles unheld runs and dispatches orphans, but executes nothing."""
+        self.executes = execute
         self._loop_task = asyncio.create_task(self._loop(), name="assistantd-worker")
 
     async def stop(self) -> None:
@@ -71,8 +84,14 @@ class Worker:
         for run_id in list(self._runs):
             self._stop_reason[run_id] = "shutdown"
             self._cancel(run_id)
+        handed_back = list(self._runs)
         if self._runs:
             await asyncio.gather(*self._runs.values(), return_exceptions=True)
+        if self.dispatch.queue_mode:
+            # Let another worker resume them now, rather than when the sweep finds them.
+            for run_id in handed_back:
+                with contextlib.suppress(Exception):
+                    await self.dispatch.run_ready(run_id)
 
     def _cancel(self, run_id: str) -> None:
         guard = self._guards.get(run_id)
@@ -102,7 +121,10 @@ class Worker:
     async def sweep(self) -> None:
         await self._interrupt_held()
         await self._settle_unheld()
-        await self._claim()
+        if self.dispatch.queue_mode:
+            await self._redispatch_orphans()
+        elif self.executes:
+            await self._claim()
         loop_now = asyncio.get_running_loop().time()
         if loop_now - self._last_heartbeat >= self.settings.run_lease_seconds / 3:
             self._last_heartbeat = loop_now
@@ -110,9 +132,9 @@ class Worker:
 
     # -- claiming ------------------------------------------------------------------------------
 
-    async def _claim(self) -> None:
+    async def _claim(self, run_id: str | None = None) -> None:
         room = self.settings.run_concurrency - len(self._runs)
-        if room <= 0:
+        if room <= 0 and run_id is None:
             return
         now = clock.now()
         t = tables.runs
@@ -123,8 +145,10 @@ class Worker:
                 or_(t.c.lease_owner.is_(None), t.c.lease_expires_at < now),
             )
             .order_by(t.c.id)
-            .limit(room)
+            .limit(max(room, 1))
         )
+        if run_id is not None:
+            stmt = stmt.where(t.c.id == run_id)
         if not self.store.db.is_sqlite:
             stmt = stmt.with_for_update(skip_locked=True)
         async with self.store.db.write() as conn:
@@ -143,6 +167,36 @@ class Worker:
                 self._drive(project_id, run_id), name=f"run-{run_id}"
             )
 
+    async def take(self, run_id: str) -> None:
+        """Execute the run a job named, if it can be claimed; return when done with it."""
+        if not self.executes or run_id in self._runs:
+            return
+        await self._claim(run_id)
+        task = self._runs.get(run_id)
+        if task is not None:
+            # wait() rather than await: a cancelled job (consumer shutting down) must not
+            # cancel the run, which stop() hands back in order.
+            await asyncio.wait({task})
+
+    async def _redispatch_orphans(self) -> None:
+        """Dispatch again the runs that should be executing but that no live worker holds."""
+        now = clock.now()
+        t = tables.runs
+        stmt = (
+            select(t.c.id)
+            .where(
+                t.c.status.in_(("queued", "in_progress")),
+                or_(t.c.lease_owner.is_(None), t.c.lease_expires_at < now),
+            )
+            .order_by(t.c.id)
+            .limit(200)
+        )
+        async with self.store.db.read() as conn:
+            orphans = [r.id for r in (await conn.execute(stmt)).all()]
+        for run_id in orphans:
+            if run_id not in self._runs and await self.dispatch.redispatch_run(run_id):
+                log.info("run %s dispatched again (no live worker held it)", run_id)
+
     async def _drive(self, project: str, run_id: str) -> None:
         self._guards[run_id] = guard_current_task()
         try:
@@ -160,7 +214,8 @@ class Worker:
             self._stop_reason.pop(run_id, None)
             await asyncio.shield(self._release(run_id))
             # A freed slot, or a run that went back to the queue: look again.
-            self.notify()
+            if not self.dispatch.queue_mode:
+                self.notify()
 
     async def _release(self, run_id: str) -> None:
         t = tables.runs
@@ -277,6 +332,7 @@ class Worker:
             published.append((f"thread.run.{target}", current))
         for name, data in published:
             await self.events.publish(run_id, name, data)
+        self.executor.record_end(current)  # observability: runs_finished_total, log line
 
     async def _fail_crashed(self, project: str, run_id: str) -> None:
         """A bug in the executor must still end the run, never leave it stuck."""
@@ -295,5 +351,6 @@ class Worker:
                 }
                 await self.store.runs.save(conn, project, run)
             await self.events.publish(run_id, "thread.run.failed", run)
+            self.executor.record_end(run)  # observability: runs_finished_total, log line
         except Exception:
             log.exception("could not fail run %s", run_id)

@@ -31,7 +31,7 @@ def _polled(rt: Runtime, obj: object) -> Response:
 async def create_vector_store(request: Request, rt: RuntimeDep, project: ProjectDep) -> Response:
     body = await read_body(request, CreateVectorStoreRequest, optional=True)
     obj = await vs.create(rt.store, project, body)
-    rt.ingestor.notify()
+    await rt.dispatch.ingestion_ready()
     return json_response(obj)
 
 
@@ -58,7 +58,7 @@ async def delete_vector_store(
     vector_store_id: str, rt: RuntimeDep, project: ProjectDep
 ) -> Response:
     obj = await vs.delete_store(rt.store, project, vector_store_id)
-    rt.ingestor.notify()
+    await rt.dispatch.ingestion_ready()
     return json_response(obj)
 
 
@@ -79,7 +79,7 @@ async def create_vector_store_file(
 ) -> Response:
     body = await read_body(request, CreateVectorStoreFileRequest)
     obj = await vs.create_file(rt.store, project, vector_store_id, body)
-    rt.ingestor.notify()
+    await rt.dispatch.ingestion_ready()
     return json_response(obj)
 
 
@@ -111,7 +111,7 @@ async def delete_vector_store_file(
     vector_store_id: str, file_id: str, rt: RuntimeDep, project: ProjectDep
 ) -> Response:
     obj = await vs.delete_file(rt.store, project, vector_store_id, file_id)
-    rt.ingestor.notify()
+    await rt.dispatch.ingestion_ready()
     return json_response(obj)
 
 
@@ -140,7 +140,7 @@ async def create_file_batch(
 ) -> Response:
     body = await read_body(request, CreateVectorStoreFileBatchRequest)
     obj = await vs.create_batch(rt.store, project, vector_store_id, body)
-    rt.ingestor.notify()
+    await rt.dispatch.ingestion_ready()
     return json_response(obj)
 
 
@@ -156,7 +156,7 @@ async def cancel_file_batch(
     vector_store_id: str, batch_id: str, rt: RuntimeDep, project: ProjectDep
 ) -> Response:
     obj = await vs.cancel_batch(rt.store, project, vector_store_id, batch_id)
-    rt.ingestor.notify()
+    await rt.dispatch.ingestion_ready()
     return json_response(obj)
 
 

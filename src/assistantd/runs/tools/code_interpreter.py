@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import posixpath
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from assistantd.errors import NotFoundError
@@ -46,11 +47,22 @@ def parse_code(arguments: str) -> str:
 class CodeInterpreterTool:
     type = "code_interpreter"
 
-    def __init__(self, sandbox: Sandbox, store: Store, blobs: BlobStore, toolbox: ToolBox) -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        store: Store,
+        blobs: BlobStore,
+        toolbox: ToolBox,
+        *,
+        pin: Callable[[str, float], Awaitable[None]] | None = None,
+    ) -> None:
         self.sandbox = sandbox
         self.store = store
         self.blobs = blobs
         self.toolbox = toolbox
+        self.pin = pin
+        """Called with the thread after each execution: its session lives in this process
+        (the distributed mode sends the thread's next runs here)."""
 
     def chat_definition(self, tool: JSONObject) -> dict[str, Any]:
         return {
@@ -84,6 +96,8 @@ class CodeInterpreterTool:
             return ToolOutcome(
                 message, self._details(call_id, code, [{"type": "logs", "logs": message}])
             )
+        if self.pin is not None:
+            await self.pin(ctx.thread_id, self.sandbox.limits.idle_seconds)
         logs = execution.logs
         if execution.error:
             logs = f"{logs}\n{execution.error}" if logs else execution.error

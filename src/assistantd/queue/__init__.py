@@ -1,0 +1,1 @@
+"""How work reaches the workers: in-process wake-ups (embedded) or a task queue (distributed)."""
