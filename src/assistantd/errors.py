@@ -67,10 +67,14 @@ class PayloadTooLargeError(InvalidRequestError):
 
 class RateLimitError(APIError):
     status = 429
-    type = "rate_limit_exceeded"
+    type = "requests"  # OpenAI's type for request-rate limits ("tokens" for token limits)
     code = "rate_limit_exceeded"
 
 
 class ServerError(APIError):
     status = 500
     type = "server_error"
+
+
+class ConfigError(Exception):
+    """The settings cannot work together; the command stops with this message."""
