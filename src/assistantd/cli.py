@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 
 from assistantd.config import Settings
+from assistantd.observability import logs
 from assistantd.storage import migrate
 from assistantd.storage.db import Database
 from assistantd.storage.keys import DEFAULT_PROJECT, KeyStore
@@ -104,6 +104,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        log_config=None,  # observability: uvicorn logs through logs.configure()'s handler
         timeout_graceful_shutdown=10,
     )
     return 0
@@ -112,9 +113,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(settings.log_format, settings.log_level)
     if args.command == "serve":
         return _serve(settings, args)
     if args.command == "migrate":

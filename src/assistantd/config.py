@@ -7,6 +7,7 @@ down, so two servers with different settings can live in one process.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -84,6 +85,17 @@ class Settings(BaseSettings):
     """Wall time of one code_interpreter execution; past it the session's state is lost."""
 
     log_level: str = "info"
+
+    log_format: Literal["text", "json"] = "text"
+    """``text`` for a person at a terminal; ``json``: one JSON object per line, with the
+    request and run ids (see docs/deployment.md)."""
+
+    metrics: bool = True
+    """Serve Prometheus metrics at ``/metrics``, without a key."""
+
+    metrics_port: int | None = None
+    """``assistantd worker`` serves its metrics at ``http://<host>:<metrics_port>/metrics``
+    (a worker has no API port); unset: it serves none."""
 
     def resolved_database_url(self) -> str:
         if self.database_url:

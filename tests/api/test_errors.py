@@ -126,6 +126,8 @@ class Case:
 
 ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/healthz"): Case(public=True),
+    ("GET", "/readyz"): Case(public=True),
+    ("GET", "/metrics"): Case(public=True),
     ("GET", "/v1/models"): Case(),
     ("GET", "/v1/assistants"): Case(is_list=True),
     ("POST", "/v1/assistants"): Case(

@@ -73,6 +73,8 @@ def _seed(store: Store, n: int) -> tuple[str, list[str]]:
 
     async def go() -> None:
         async with store.db.write() as conn:
+            thread = {"id": thread_id, "object": "thread", "created_at": 1_700_000_000}
+            await store.threads.insert(conn, "proj", thread)
             await store.messages.insert_many(conn, "proj", objs)
 
     run(store, go())

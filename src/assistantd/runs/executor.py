@@ -19,6 +19,8 @@ import orjson
 from assistantd import clock, ids
 from assistantd.config import Settings
 from assistantd.errors import NotFoundError
+from assistantd.observability import logs
+from assistantd.observability.metrics import Metrics
 from assistantd.providers.base import (
     ChatEvent,
     ChatRequest,
@@ -69,17 +71,25 @@ class RunExecutor:
         settings: Settings,
         events: RunEvents,
         tools: ToolBox,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.router = router
         self.settings = settings
         self.events = events
         self.tools = tools
+        self.metrics = metrics or Metrics()
+        """Where model calls, tokens and run endings are counted (``/metrics`` serves it)."""
 
     # -- entry ----------------------------------------------------------------------------
 
     async def execute(self, project: str, run_id: str) -> None:
         """Run until terminal, paused for tool outputs, or interrupted."""
+        with logs.bind_run(run_id):
+            await self._execute(project, run_id)
+
+    async def _execute(self, project: str, run_id: str) -> None:
         run = await self._begin(project, run_id)
         if run is None:
             return
@@ -165,6 +175,9 @@ class RunExecutor:
         if call.usage is None:
             produced = "".join(call.text) + "".join(c["arguments"] for c in call.calls.values())
             call.usage = Usage(ctx.prompt_tokens, route.provider.count_tokens(produced))
+        self.metrics.count_tokens(
+            route.model, call.usage.prompt_tokens, call.usage.completion_tokens
+        )
         return await self._conclude(project, run, call, remaining_completion)
 
     def _request(
@@ -216,8 +229,10 @@ class RunExecutor:
         for attempt in range(1, attempts + 1):
             call = CallState()
             try:
-                async for event in route.provider.stream(request):
-                    await self._on_event(project, run, call, event)
+                with self.metrics.model_call(route.provider.name) as timing:
+                    async for event in route.provider.stream(request):
+                        timing.saw(event)
+                        await self._on_event(project, run, call, event)
                 return call
             except ProviderError as exc:
                 # Retrying after output reached clients would show them the text twice.
@@ -504,6 +519,7 @@ class RunExecutor:
                 published.append((f"thread.run.{target}", run))
         for name, data in published:
             await self.events.publish(run["id"], name, data)
+        self.record_end(run)
         if server_calls and not function_calls:
             await self._run_server_tools(project, run, call)
         return run
@@ -596,6 +612,7 @@ class RunExecutor:
             run["usage"] = usage_of(totals["prompt_tokens"], totals["completion_tokens"])
             await self.store.runs.save(conn, project, run)
         await self.events.publish(run["id"], "thread.run.incomplete", run)
+        self.record_end(run)
         return run
 
     async def _fail(
@@ -632,7 +649,24 @@ class RunExecutor:
             published.append(("thread.run.failed", run))
         for name, data in published:
             await self.events.publish(run_id, name, data)
+        self.record_end(run)
         return run
+
+    def record_end(self, run: JSONObject) -> None:
+        """Count and log a run that was just moved to a terminal status (by this executor,
+        or by the worker: cancelled, expired, crashed)."""
+        status = run["status"]
+        if status not in state.TERMINAL:
+            return
+        self.metrics.run_finished(status)
+        error = run.get("last_error") or run.get("incomplete_details")
+        log.info(
+            "run %s %s%s",
+            run["id"],
+            status,
+            f": {error}" if error else "",
+            extra={"run_id": run["id"], "run_status": status},
+        )
 
 
 def _text_part(value: str, annotations: list[JSONObject] | None = None) -> JSONObject:

@@ -221,8 +221,11 @@ async def _complete_tool_steps(
 
 async def page(store: Store, project: str, thread_id: str, query: PageQuery) -> Page:
     async with store.db.read() as conn:
-        await store.threads.get_raw(conn, project, thread_id)
-        return await store.runs.page(conn, project, query, thread_id=thread_id)
+        # The page checks the thread itself; only an empty one needs telling from a 404.
+        result = await store.runs.page(conn, project, query, thread_id=thread_id)
+        if not result.ids:
+            await store.threads.get_raw(conn, project, thread_id)
+        return result
 
 
 def _public_step(step: JSONObject, include: list[str]) -> JSONObject:
@@ -250,9 +253,10 @@ async def page_steps(
 ) -> tuple[Page, list[JSONObject] | None]:
     """The page, and when it holds server-tool calls to tidy, the rewritten objects."""
     async with store.db.read() as conn:
-        await store.threads.get_raw(conn, project, thread_id)
-        await store.runs.get_raw(conn, project, run_id, scope={"thread_id": thread_id})
-        result = await store.steps.page(conn, project, query, run_id=run_id)
+        result = await store.steps.page(conn, project, query, thread_id=thread_id, run_id=run_id)
+        if not result.ids:
+            await store.threads.get_raw(conn, project, thread_id)
+            await store.runs.get_raw(conn, project, run_id, scope={"thread_id": thread_id})
     if "file_search" not in "".join(result.bodies):
         return result, None
     return result, [_public_step(s, include) for s in result.objects()]

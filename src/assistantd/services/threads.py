@@ -132,7 +132,12 @@ async def page_messages(
     store: Store, project: str, thread_id: str, query: PageQuery, run_id: str | None
 ) -> Page:
     async with store.db.read() as conn:
-        await store.threads.get_raw(conn, project, thread_id)
         if run_id is None:
-            return await store.messages.page(conn, project, query, thread_id=thread_id)
-        return await store.messages.page(conn, project, query, thread_id=thread_id, run_id=run_id)
+            result = await store.messages.page(conn, project, query, thread_id=thread_id)
+        else:
+            result = await store.messages.page(
+                conn, project, query, thread_id=thread_id, run_id=run_id
+            )
+        if not result.ids:  # an empty page, or no such thread
+            await store.threads.get_raw(conn, project, thread_id)
+        return result

@@ -356,16 +356,16 @@ async def page_files(
 ) -> bytes:
     where = _status_filter(status)
     async with store.db.read() as conn:
-        await _load(conn, store, project, vs_id)
-        if batch_id is not None:
-            await store.file_batches.get(conn, project, batch_id, scope={"vector_store_id": vs_id})
-            result = await store.vector_store_files.page(
-                conn, project, query, where=where, vector_store_id=vs_id, batch_id=batch_id
-            )
-        else:
-            result = await store.vector_store_files.page(
-                conn, project, query, where=where, vector_store_id=vs_id
-            )
+        # The page checks the store (or batch) itself; an empty one may be a 404.
+        result = await store.vector_store_files.page(
+            conn, project, query, where=where, vector_store_id=vs_id, batch_id=batch_id
+        )
+        if not result.ids:
+            await _load(conn, store, project, vs_id)
+            if batch_id is not None:
+                await store.file_batches.get(
+                    conn, project, batch_id, scope={"vector_store_id": vs_id}
+                )
     return result.to_json()
 
 

@@ -70,7 +70,11 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # No pool_pre_ping: with asyncpg it costs three round trips (BEGIN, a ping,
+            # ROLLBACK) on every checkout, more than a list page's own query. A connection
+            # that died (a database restart) fails the one statement that meets it; the
+            # pool then drops every connection older than that and reconnects.
+            kwargs.update(pool_size=10, max_overflow=20)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:

@@ -27,9 +27,17 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
-async def upgrade(db: Database) -> None:
+async def upgrade(db: Database, revision: str = "head") -> None:
     def _run(connection: Connection) -> None:
-        command.upgrade(_config(connection), "head")
+        command.upgrade(_config(connection), revision)
+
+    async with db.write() as conn:
+        await conn.run_sync(_run)
+
+
+async def downgrade(db: Database, revision: str) -> None:
+    def _run(connection: Connection) -> None:
+        command.downgrade(_config(connection), revision)
 
     async with db.write() as conn:
         await conn.run_sync(_run)

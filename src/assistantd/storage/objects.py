@@ -1,18 +1,25 @@
 """One repository shape for every stored API object, and keyset pagination over it.
 
-A list page is ``WHERE <scope> AND id <op> :cursor ORDER BY id LIMIT n+1`` on an index that
-starts with the scope columns, so it costs the same on a thread with ten runs as on one with a
-million: no OFFSET, no COUNT, no scan. ``has_more`` comes from the one extra row.
+A list page is ``WHERE <scope> AND id <op> :cursor ORDER BY id LIMIT n+1`` on the table's
+primary key, which starts with the scope columns, so it costs the same on a thread with ten
+runs as on one with a million: no OFFSET, no COUNT, no scan. ``has_more`` comes from the one
+extra row.
+
+A list scoped by a parent object (a thread's runs, a run's steps, a store's files) checks the
+project on the parent row, in the same statement (``EXISTS``), and not on the rows' own
+``project_id``: every condition left on the listed table is then a condition of its key.
+A filter on a column outside the key would make PostgreSQL multiply two selectivities, guess
+a handful of rows for a thread that holds a million, and read them all to sort them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -61,6 +68,15 @@ class Page:
         return [orjson.loads(b) for b in self.bodies]
 
 
+@dataclass(frozen=True)
+class Parent:
+    """Rows whose ``column`` names a row of ``table`` belong to that row's project, and to
+    whatever else that row is scoped by (a batch's files are all in the batch's store)."""
+
+    column: str
+    table: Table
+
+
 class DuplicateError(Exception):
     """A unique constraint refused the write (e.g. a second active run on one thread)."""
 
@@ -73,10 +89,12 @@ class ObjectRepo:
         table: Table,
         kind: str,
         columns: Callable[[JSONObject], Mapping[str, Any]] = lambda _o: {},
+        parents: Sequence[Parent] = (),
     ) -> None:
         self.table = table
         self.kind = kind
         self._columns = columns
+        self.parents = tuple(parents)
 
     def _row(
         self, project_id: str, obj: JSONObject, extra: Mapping[str, Any] | None = None
@@ -215,8 +233,7 @@ class ObjectRepo:
         **scope: str | None,
     ) -> Page:
         t = self.table
-        conds: list[ColumnElement[bool]] = [t.c.project_id == project_id, *(where or [])]
-        conds += [t.c[k] == v for k, v in scope.items()]
+        conds = [*self._scope(project_id, scope), *(where or [])]
         asc = query.order == "asc"
         # Walking backwards from `before` alone: fetch the nearest rows behind the cursor in
         # reverse, then flip them back into the requested order.
@@ -238,3 +255,24 @@ class ObjectRepo:
         if backward:
             rows.reverse()
         return Page(bodies=[r.body for r in rows], ids=[r.id for r in rows], has_more=has_more)
+
+    def _scope(self, project_id: str, given: Mapping[str, str | None]) -> list[ColumnElement[bool]]:
+        """The page's conditions on the listed rows, and the project check.
+
+        ``given`` maps columns to values; a column given None is left out. With a parent in
+        the scope (the first of ``self.parents`` given), the project and the scope columns
+        the parent row also has are checked on that row, once per statement, and the listed
+        rows are filtered only by the rest: the key's columns."""
+        t = self.table
+        scope = {k: v for k, v in given.items() if v is not None}
+        parent = next((p for p in self.parents if p.column in scope), None)
+        if parent is None:
+            return [t.c.project_id == project_id, *(t.c[k] == v for k, v in scope.items())]
+        pt = parent.table
+        on_parent = {k: v for k, v in scope.items() if k != parent.column and k in pt.c}
+        gate = exists().where(
+            pt.c.id == scope[parent.column],
+            pt.c.project_id == project_id,
+            *(pt.c[k] == v for k, v in on_parent.items()),
+        )
+        return [gate, *(t.c[k] == v for k, v in scope.items() if k not in on_parent)]

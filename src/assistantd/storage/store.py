@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from assistantd.storage import tables
 from assistantd.storage.db import Database
 from assistantd.storage.keys import KeyStore
-from assistantd.storage.objects import JSONObject, ObjectRepo
+from assistantd.storage.objects import JSONObject, ObjectRepo, Parent
 
 
 def _message_columns(o: JSONObject) -> dict[str, Any]:
@@ -82,13 +82,22 @@ class Store:
         self.keys = KeyStore(db)
         self.assistants = ObjectRepo(tables.assistants, "assistant")
         self.threads = ObjectRepo(tables.threads, "thread")
-        self.messages = ObjectRepo(tables.messages, "message", _message_columns)
-        self.runs = ObjectRepo(tables.runs, "run", _run_columns)
-        self.steps = ObjectRepo(tables.run_steps, "run step", _step_columns)
+        in_thread = [Parent("thread_id", tables.threads)]
+        self.messages = ObjectRepo(tables.messages, "message", _message_columns, in_thread)
+        self.runs = ObjectRepo(tables.runs, "run", _run_columns, in_thread)
+        self.steps = ObjectRepo(
+            tables.run_steps, "run step", _step_columns, [Parent("run_id", tables.runs)]
+        )
         self.files = ObjectRepo(tables.files, "file", _file_columns)
         self.vector_stores = ObjectRepo(tables.vector_stores, "vector store", _vector_store_columns)
         self.vector_store_files = VectorStoreFileRepo(
-            tables.vector_store_files, "vector store file", _vector_store_file_columns
+            tables.vector_store_files,
+            "vector store file",
+            _vector_store_file_columns,
+            [
+                Parent("batch_id", tables.vector_store_file_batches),
+                Parent("vector_store_id", tables.vector_stores),
+            ],
         )
         self.file_batches = ObjectRepo(
             tables.vector_store_file_batches, "vector store file batch", _batch_columns

@@ -6,6 +6,11 @@ by splicing stored bodies together. The other columns are copies of the few fiel
 filter, order or lock on; ``storage/objects.py`` derives them from the body on every write, so
 the two cannot drift. Core tables rather than ORM classes: the repositories only ever move whole
 rows, and Core keeps them free of identity-map and lazy-loading costs.
+
+A table that is listed is keyed by its list's scope and the id: ``PRIMARY KEY (thread_id, id)``
+for runs and messages, ``(run_id, id)`` for run steps, ``(project_id, id)`` for assistants,
+files and vector stores, ``(vector_store_id, id)`` for vector store files. A page is a range of
+that one index, and no other index can return the rows in id order (``_unique_id``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,19 @@ metadata = MetaData(
 # whatever the database's locale is. SQLite always compares TEXT byte-wise.
 IdType = String(64).with_variant(String(64, collation="C"), "postgresql")
 
+
+def _unique_id(table: str) -> Index:
+    """Lookups by id alone, on a table keyed by (scope, id).
+
+    On PostgreSQL the index uses ``varchar_pattern_ops``: it answers ``id = ?`` and ``IN``
+    and keeps ids unique, but its operator family is not the one ``ORDER BY id`` sorts with,
+    so it can never hand rows back in id order. A list page therefore has exactly one ordered
+    path, the scope's own key; with an ordinary b-tree on ``id`` the planner may walk it
+    backwards and filter the scope, reading every newer row of other scopes first.
+    """
+    return Index(f"uq_{table}_id", "id", unique=True, postgresql_ops={"id": "varchar_pattern_ops"})
+
+
 ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
 _ACTIVE_SQL = "status IN ('queued', 'in_progress', 'requires_action', 'cancelling')"
 
@@ -60,11 +78,12 @@ api_keys = Table(
 assistants = Table(
     "assistants",
     metadata,
-    Column("id", IdType, primary_key=True),
+    Column("id", IdType, nullable=False),
     Column("project_id", IdType, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("body", Text, nullable=False),
-    Index(None, "project_id", "id"),
+    PrimaryKeyConstraint("project_id", "id"),
+    _unique_id("assistants"),
 )
 
 threads = Table(
@@ -80,20 +99,21 @@ threads = Table(
 messages = Table(
     "messages",
     metadata,
-    Column("id", IdType, primary_key=True),
+    Column("id", IdType, nullable=False),
     Column("project_id", IdType, nullable=False),
     Column("thread_id", IdType, nullable=False),
     Column("run_id", IdType, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("body", Text, nullable=False),
-    Index(None, "thread_id", "id"),
+    PrimaryKeyConstraint("thread_id", "id"),
+    _unique_id("messages"),
     Index(None, "thread_id", "run_id", "id"),
 )
 
 runs = Table(
     "runs",
     metadata,
-    Column("id", IdType, primary_key=True),
+    Column("id", IdType, nullable=False),
     Column("project_id", IdType, nullable=False),
     Column("thread_id", IdType, nullable=False),
     Column("assistant_id", IdType, nullable=False),
@@ -108,7 +128,8 @@ runs = Table(
     Column("prompt_tokens", BigInteger, nullable=False, server_default="0"),
     Column("completion_tokens", BigInteger, nullable=False, server_default="0"),
     Column("body", Text, nullable=False),
-    Index(None, "thread_id", "id"),
+    PrimaryKeyConstraint("thread_id", "id"),
+    _unique_id("runs"),
     # The database, not process memory, guarantees one active run per thread.
     Index(
         "uq_runs_active_thread",
@@ -129,7 +150,7 @@ runs = Table(
 run_steps = Table(
     "run_steps",
     metadata,
-    Column("id", IdType, primary_key=True),
+    Column("id", IdType, nullable=False),
     Column("project_id", IdType, nullable=False),
     Column("thread_id", IdType, nullable=False),
     Column("run_id", IdType, nullable=False),
@@ -138,14 +159,15 @@ run_steps = Table(
     # once the step completes (a step's `usage` is null while it is in progress).
     Column("pending_usage", Text, nullable=True),
     Column("body", Text, nullable=False),
-    Index(None, "run_id", "id"),
+    PrimaryKeyConstraint("run_id", "id"),
+    _unique_id("run_steps"),
     Index(None, "thread_id"),
 )
 
 files = Table(
     "files",
     metadata,
-    Column("id", IdType, primary_key=True),
+    Column("id", IdType, nullable=False),
     Column("project_id", IdType, nullable=False),
     Column("purpose", String(32), nullable=False),
     Column("created_at", BigInteger, nullable=False),
@@ -153,7 +175,8 @@ files = Table(
     # Where the bytes live in the blob store; never derived from the client's filename.
     Column("blob_key", String(256), nullable=False),
     Column("body", Text, nullable=False),
-    Index(None, "project_id", "id"),
+    PrimaryKeyConstraint("project_id", "id"),
+    _unique_id("files"),
     Index(None, "project_id", "purpose", "id"),
     Index(None, "expires_at"),
 )
@@ -161,14 +184,15 @@ files = Table(
 vector_stores = Table(
     "vector_stores",
     metadata,
-    Column("id", IdType, primary_key=True),
+    Column("id", IdType, nullable=False),
     Column("project_id", IdType, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     # Activity moves these without rewriting the body; reads lay them over it.
     Column("last_active_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=True),
     Column("body", Text, nullable=False),
-    Index(None, "project_id", "id"),
+    PrimaryKeyConstraint("project_id", "id"),
+    _unique_id("vector_stores"),
     Index(None, "expires_at"),
 )
 
@@ -192,6 +216,7 @@ vector_store_files = Table(
     Column("body", Text, nullable=False),
     PrimaryKeyConstraint("vector_store_id", "id"),
     Index(None, "vector_store_id", "status", "id"),
+    Index(None, "batch_id", "id"),
     Index(None, "batch_id", "status", "id"),
     Index(None, "project_id", "id"),
     Index(
