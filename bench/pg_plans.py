@@ -6,15 +6,17 @@ On a fresh database (pgserver, as the tests use) it loads one thread of ``--runs
 then 100 + ``--runs`` newer runs interleaved on two more threads, and runs the page query of
 ``ObjectRepo.page`` (default page, ``LIMIT 21``) on the three threads:
 
-- with the schema as migrated, and with a candidate schema in which the runs table is keyed
-  ``PRIMARY KEY (thread_id, id)`` with a hash index on ``id`` (so no b-tree can order by
-  ``id`` alone);
+- on the schema of migration 0003 (runs keyed by ``id``, an index on ``(thread_id, id)``)
+  with the query of that time (``project_id = ? AND thread_id = ?``), and on the schema of
+  migration 0004 (``PRIMARY KEY (thread_id, id)``, ids unique through a
+  ``varchar_pattern_ops`` index that cannot order) with today's query (``thread_id = ?``,
+  the project checked on the thread row by ``EXISTS``);
 - without statistics and after ``ANALYZE``;
 - as a custom plan and as a generic plan (``plan_cache_mode = force_generic_plan``, what a
   prepared statement may switch to after five executions).
 
-Prints one line per combination: the scan chosen, rows removed by its filter and execution
-time, and writes them as JSON to ``bench/results/``.
+Prints one line per combination: the scan of runs chosen, the rows it read and removed by its
+filter, and the execution time, and writes them as JSON to ``bench/results/``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import sys
 import time
 from typing import Any
@@ -34,21 +35,27 @@ from assistantd.storage.store import Store
 from bench._support import REPO, machine
 from bench.list_runs import seed
 
-QUERY = (
-    "SELECT runs.id, runs.body FROM runs WHERE runs.project_id = $1 AND runs.thread_id = $2 "
-    "ORDER BY runs.id DESC LIMIT 21"
-)
-CANDIDATE = (
-    "ALTER TABLE runs DROP CONSTRAINT pk_runs",
-    "ALTER TABLE runs ADD CONSTRAINT pk_runs PRIMARY KEY (thread_id, id)",
-    "CREATE INDEX ix_runs_id_hash ON runs USING hash (id)",
-    "DROP INDEX ix_runs_thread_id_id",
-)
+# The page statement of each schema's time, as ObjectRepo.page sent it ($1 project, $2 thread).
+QUERIES = {
+    "0003": (
+        "SELECT runs.id, runs.body FROM runs WHERE runs.project_id = $1 AND runs.thread_id = $2 "
+        "ORDER BY runs.id DESC LIMIT 21"
+    ),
+    "0004": (
+        "SELECT runs.id, runs.body FROM runs WHERE (EXISTS (SELECT * FROM threads "
+        "WHERE threads.id = $2 AND threads.project_id = $1)) AND runs.thread_id = $2 "
+        "ORDER BY runs.id DESC LIMIT 21"
+    ),
+}
+SCHEMAS = {
+    "0003": "0003: PK (id), index (thread_id, id); project_id = ? AND thread_id = ?",
+    "0004": "0004: PK (thread_id, id), unique (id varchar_pattern_ops); thread_id = ? + EXISTS",
+}
 
 
-async def _load(url: str, n: int, candidate: bool) -> tuple[str, dict[str, str]]:
+async def _load(url: str, n: int, revision: str) -> tuple[str, dict[str, str]]:
     db = Database(url)
-    await migrate.upgrade(db)
+    await migrate.upgrade(db, revision)
     store = Store(db)
     project = await store.keys.ensure_project("bench")
     now = clock.now()
@@ -69,9 +76,6 @@ async def _load(url: str, n: int, candidate: bool) -> tuple[str, dict[str, str]]
         await store.assistants.insert(conn, project, assistant)
         for t in threads.values():
             await store.threads.insert(conn, project, t)
-        if candidate:
-            for ddl in CANDIDATE:
-                await conn.exec_driver_sql(ddl)
     await db.dispose()
     tid = {name: str(t["id"]) for name, t in threads.items()}
     await seed(url, project, assistant["id"], {tid["old"]: n})
@@ -79,7 +83,9 @@ async def _load(url: str, n: int, candidate: bool) -> tuple[str, dict[str, str]]
     return project, tid
 
 
-async def _plans(url: str, project: str, tid: dict[str, str], label: str) -> list[dict[str, Any]]:
+async def _plans(
+    url: str, project: str, tid: dict[str, str], revision: str, label: str
+) -> list[dict[str, Any]]:
     db = Database(url)
     out = []
     try:
@@ -89,27 +95,34 @@ async def _plans(url: str, project: str, tid: dict[str, str], label: str) -> lis
                     await conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
                 for name, thread_id in tid.items():
                     stmt = "p" + ids.new_id("")
-                    await conn.exec_driver_sql(f"PREPARE {stmt}(varchar, varchar) AS {QUERY}")
-                    rows = await conn.exec_driver_sql(
-                        f"EXPLAIN (ANALYZE, COSTS OFF) EXECUTE {stmt}('{project}', '{thread_id}')"
+                    await conn.exec_driver_sql(
+                        f"PREPARE {stmt}(varchar, varchar) AS {QUERIES[revision]}"
                     )
+                    execute = f"EXECUTE {stmt}('{project}', '{thread_id}')"
+                    rows = await conn.exec_driver_sql(f"EXPLAIN (ANALYZE, COSTS OFF) {execute}")
                     plan = [str(r[0]) for r in rows]
+                    rows = await conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {execute}")
+                    tree = rows.scalar_one()
+                    tree = json.loads(tree) if isinstance(tree, str) else tree
                     await conn.exec_driver_sql(f"DEALLOCATE {stmt}")
+                    on_runs = [
+                        n for n in _nodes(tree[0]["Plan"]) if n.get("Relation Name") == "runs"
+                    ]
+                    scan = on_runs[0] if on_runs else {}
                     text = "\n".join(plan)
-                    scan = re.search(
-                        r"(Index Scan Backward using \w+|Bitmap Heap Scan|Seq Scan)", text
-                    )
-                    removed = re.search(r"Rows Removed by Filter: (\d+)", text)
-                    ms = re.search(r"Execution Time: ([\d.]+) ms", text)
                     out.append(
                         {
                             "state": label,
                             "plan_mode": mode,
                             "thread": name,
-                            "scan": scan.group(1) if scan else "?",
+                            "scan": " ".join(
+                                x for x in (scan.get("Node Type"), scan.get("Index Name")) if x
+                            ),
+                            "direction": scan.get("Scan Direction"),
+                            "rows_read": scan.get("Actual Rows", 0) * scan.get("Actual Loops", 1),
                             "sorted": "Sort Method" in text,
-                            "rows_removed_by_filter": int(removed.group(1)) if removed else 0,
-                            "execution_ms": float(ms.group(1)) if ms else None,
+                            "rows_removed_by_filter": scan.get("Rows Removed by Filter", 0),
+                            "execution_ms": tree[0].get("Execution Time"),
                             "plan": plan,
                         }
                     )
@@ -120,11 +133,15 @@ async def _plans(url: str, project: str, tid: dict[str, str], label: str) -> lis
     return out
 
 
+def _nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node.get("Plans", []) for n in _nodes(child))]
+
+
 async def _analyze(url: str) -> None:
     db = Database(url)
     try:
         async with db.write() as conn:
-            await conn.exec_driver_sql("ANALYZE runs")
+            await conn.exec_driver_sql("ANALYZE")
     finally:
         await db.dispose()
 
@@ -133,13 +150,13 @@ async def run(n: int) -> list[dict[str, Any]]:
     from tests.servers import postgres_url
 
     results = []
-    for candidate in (False, True):
-        schema = "PK (thread_id, id) + hash(id)" if candidate else "as migrated"
+    for revision in ("0003", "0004"):
+        schema = SCHEMAS[revision]
         url = postgres_url()
-        project, tid = await _load(url, n, candidate)
-        results += await _plans(url, project, tid, f"{schema}, no statistics")
+        project, tid = await _load(url, n, revision)
+        results += await _plans(url, project, tid, revision, f"{schema}; no statistics")
         await _analyze(url)
-        results += await _plans(url, project, tid, f"{schema}, after ANALYZE")
+        results += await _plans(url, project, tid, revision, f"{schema}; after ANALYZE")
     return results
 
 
@@ -154,14 +171,14 @@ def main(argv: list[str] | None = None) -> int:
         "new": f"{args.runs:,} new runs",
     }
     lines = [
-        "| schema, statistics | plan | thread | scan | sort | rows filtered out | ms |",
-        "|---|---|---|---|---|---:|---:|",
+        "| schema, statistics | plan | thread | scan of runs | sort | read | filtered out | ms |",
+        "|---|---|---|---|---|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r['state']} | {r['plan_mode']} | {threads[r['thread']]} | {r['scan']} "
-            f"| {'yes' if r['sorted'] else 'no'} | {r['rows_removed_by_filter']:,} "
-            f"| {r['execution_ms']} |"
+            f"| {'yes' if r['sorted'] else 'no'} | {r['rows_read']:,.0f} "
+            f"| {r['rows_removed_by_filter']:,.0f} | {r['execution_ms']} |"
         )
     print("\n".join(lines))
     RESULTS.mkdir(parents=True, exist_ok=True)
