@@ -200,6 +200,22 @@ def test_readyz_fails_while_migrations_are_behind(server: Server) -> None:
     assert wait_ready(server)["checks"]["migrations"] == "ok"
 
 
+def test_readyz_stays_ready_on_a_newer_schema(server: Server) -> None:
+    """A newer build migrated the database (a rolling upgrade): this one keeps serving."""
+    url = server.env["ASSISTANTD_DATABASE_URL"]
+    head = migrate.head_revision()
+    sql(url, "UPDATE alembic_version SET version_num = '9999'")
+    try:
+        response = readyz(server)
+        assert response.status_code == 200
+        assert response.json()["checks"]["migrations"] == (
+            f"ok (the database is at revision 9999, newer than this build's {head})"
+        )
+    finally:
+        sql(url, "UPDATE alembic_version SET version_num = :head", head=head)
+    assert wait_ready(server)["checks"]["migrations"] == "ok"
+
+
 def _postgres_admin(server: Server) -> str:
     """The server's PostgreSQL URL, on the maintenance database instead of its own."""
     return (

@@ -43,7 +43,6 @@ from assistantd.providers.base import (
     ToolCallDelta,
     UpstreamUnavailable,
 )
-from assistantd.runs import state
 from assistantd.storage import tables
 from assistantd.storage.db import Database
 
@@ -174,7 +173,7 @@ class DatabaseGauges:
         async with self.db.read() as conn:
             counts = {status: int(n) for status, n in (await conn.execute(by_status)).all()}
             ingesting = int((await conn.execute(pending)).scalar_one())
-        return {s: counts.get(s, 0) for s in sorted(state.ACTIVE)}, ingesting
+        return {s: counts.get(s, 0) for s in tables.ACTIVE_RUN_STATUSES}, ingesting
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(

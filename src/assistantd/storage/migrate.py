@@ -27,6 +27,11 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
+def known_revisions() -> frozenset[str]:
+    """Every revision this build ships (a database at any other is from a newer build)."""
+    return frozenset(s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions())
+
+
 async def upgrade(db: Database, revision: str = "head") -> None:
     def _run(connection: Connection) -> None:
         command.upgrade(_config(connection), revision)
