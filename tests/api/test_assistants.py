@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 
@@ -91,3 +92,40 @@ def test_vector_stores_helper_names_a_missing_file(client: openai.OpenAI) -> Non
         )
     assert exc.value.param == "tool_resources.file_search.vector_stores[0].file_ids"  # type: ignore[attr-defined]
     assert "No file found with id 'f'." in exc.value.message
+
+
+def test_nulls_inside_tools_are_not_echoed(client: openai.OpenAI, http: httpx.Client) -> None:
+    # Found by tests/fuzz: "ranker": null was stored and echoed, which the response schema
+    # rejects. A null inside a tool means "not given", as it does at the top level.
+    body = {
+        "model": "m",
+        "tools": [
+            {"type": "file_search", "file_search": None},
+            {
+                "type": "file_search",
+                "file_search": {
+                    "max_num_results": None,
+                    "ranking_options": {"ranker": None, "score_threshold": 0.5},
+                },
+            },
+            {
+                "type": "function",
+                "function": {"name": "f", "description": None, "parameters": None, "strict": None},
+            },
+        ],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "x", "description": None, "schema": None, "strict": None},
+        },
+    }
+    created = http.post("/v1/assistants", json=body)
+    assert created.status_code == 200, created.text
+    shown = http.get(f"/v1/assistants/{created.json()['id']}").json()
+    assert created.json() == shown
+    assert shown["tools"] == [
+        {"type": "file_search"},
+        {"type": "file_search", "file_search": {"ranking_options": {"score_threshold": 0.5}}},
+        {"type": "function", "function": {"name": "f"}},
+    ]
+    assert shown["response_format"] == {"type": "json_schema", "json_schema": {"name": "x"}}
+    assert client.beta.assistants.retrieve(shown["id"]).id == shown["id"]  # strict client

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import openai
 import pytest
 
@@ -139,6 +140,27 @@ def test_create_thread_and_run(client: openai.OpenAI, assistant_id: str) -> None
     assert done.status == "completed"
     messages = client.beta.threads.messages.list(run.thread_id, order="asc").data
     assert [m.role for m in messages] == ["user", "assistant"]
+
+
+def test_null_function_of_a_named_tool_choice_is_not_echoed(
+    client: openai.OpenAI, http: httpx.Client, assistant_id: str
+) -> None:
+    # Found by tests/fuzz: {"type": "file_search", "function": null} was echoed with the null.
+    thread = client.beta.threads.create()
+    response = http.post(
+        f"/v1/threads/{thread.id}/runs",
+        json={
+            "assistant_id": assistant_id,
+            "tool_choice": {"type": "file_search", "function": None},
+        },
+    )
+    assert response.status_code == 200, response.text
+    run = response.json()
+    assert run["tool_choice"] == {"type": "file_search"}
+    assert http.get(f"/v1/threads/{thread.id}/runs/{run['id']}").json()["tool_choice"] == {
+        "type": "file_search"
+    }
+    client.beta.threads.runs.cancel(run["id"], thread_id=thread.id)
 
 
 def test_unknown_assistant_on_run(client: openai.OpenAI) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 
@@ -39,6 +40,23 @@ def test_thread_with_initial_messages(client: openai.OpenAI) -> None:
     assert first.thread_id == thread.id
     assert messages.data[1].metadata == {"k": "v"}
     assert [p.type for p in messages.data[2].content] == ["text", "image_url"]
+
+
+def test_null_image_detail_is_auto(client: openai.OpenAI, http: httpx.Client) -> None:
+    # Found by tests/fuzz: an explicit "detail": null was echoed, where the spec has an enum.
+    thread = client.beta.threads.create()
+    parts = [
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": None}},
+        {"type": "image_file", "image_file": {"file_id": "file-x", "detail": None}},
+    ]
+    response = http.post(
+        f"/v1/threads/{thread.id}/messages", json={"role": "user", "content": parts}
+    )
+    assert response.status_code == 200, response.text
+    content = response.json()["content"]
+    assert [p[p["type"]]["detail"] for p in content] == ["auto", "auto"]
+    shown = client.beta.threads.messages.retrieve(response.json()["id"], thread_id=thread.id)
+    assert shown.content == client.beta.threads.messages.list(thread.id).data[0].content
 
 
 def test_empty_thread_and_modify(client: openai.OpenAI) -> None:

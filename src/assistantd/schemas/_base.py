@@ -25,7 +25,9 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
+    model_serializer,
 )
 from pydantic_core import PydanticCustomError
 
@@ -38,6 +40,18 @@ class RequestModel(BaseModel):
     """Base of every request body and nested request object."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class EchoedRequestModel(RequestModel):
+    """A nested request object that is stored and shown back as sent (a tool definition, a
+    named tool choice). Its null fields mean "not given", so they are left out of the dump:
+    echoed, ``"ranker": null`` or ``"file_search": null`` would break the response schema,
+    which has no null there."""
+
+    @model_serializer(mode="wrap")
+    def _omit_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if value is not None}
 
 
 # --- scalars -----------------------------------------------------------------------------------

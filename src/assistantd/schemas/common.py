@@ -26,6 +26,7 @@ from assistantd.schemas._base import (
     METADATA_MAX_KEY_LENGTH,
     METADATA_MAX_PAIRS,
     METADATA_MAX_VALUE_LENGTH,
+    EchoedRequestModel,
     Identifier,
     Metadata,
     ObjectId,
@@ -134,7 +135,8 @@ class JsonSchemaDefinition(RequestModel):
         data: dict[str, Any] = handler(self)
         if "schema_" in data:
             data["schema"] = data.pop("schema_")
-        return data
+        # Stored and echoed: a null means "not given" (see EchoedRequestModel).
+        return {key: value for key, value in data.items() if value is not None}
 
 
 class ResponseFormatJsonSchema(RequestModel):
@@ -178,7 +180,7 @@ class ToolChoiceFunction(RequestModel):
     name: StrictStr
 
 
-class NamedToolChoice(RequestModel):
+class NamedToolChoice(EchoedRequestModel):
     type: Literal["function", "code_interpreter", "file_search"]
     # validate_default so the "function requires function" rule also fires when it is absent.
     function: ToolChoiceFunction | None = Field(default=None, validate_default=True)

@@ -15,7 +15,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from assistantd.schemas._base import Identifier, Metadata, ObjectId, RequestModel, by_type
+from assistantd.schemas._base import (
+    EchoedRequestModel,
+    Identifier,
+    Metadata,
+    ObjectId,
+    RequestModel,
+    by_type,
+)
 
 # --- tools -------------------------------------------------------------------------------------
 
@@ -24,22 +31,22 @@ class CodeInterpreterTool(RequestModel):
     type: Literal["code_interpreter"]
 
 
-class FileSearchRankingOptions(RequestModel):
+class FileSearchRankingOptions(EchoedRequestModel):
     ranker: Literal["auto", "default_2024_08_21"] | None = None
     score_threshold: Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
 
 
-class FileSearchSettings(RequestModel):
+class FileSearchSettings(EchoedRequestModel):
     max_num_results: Annotated[int, Field(strict=True, ge=1, le=50)] | None = None
     ranking_options: FileSearchRankingOptions | None = None
 
 
-class FileSearchTool(RequestModel):
+class FileSearchTool(EchoedRequestModel):
     type: Literal["file_search"]
     file_search: FileSearchSettings | None = None
 
 
-class FunctionDefinition(RequestModel):
+class FunctionDefinition(EchoedRequestModel):
     name: Identifier
     description: StrictStr | None = None
     # A JSON Schema document: free-form by design, so it is not closed like the rest.

@@ -52,11 +52,13 @@ def content_parts(content: str | list[dict[str, Any]]) -> list[JSONObject]:
             parts.append({"type": "text", "text": {"value": part["text"], "annotations": []}})
         elif kind == "image_file":
             image = dict(part["image_file"])
-            image.setdefault("detail", "auto")
+            if image.get("detail") is None:  # absent or an explicit null: the default
+                image["detail"] = "auto"
             parts.append({"type": "image_file", "image_file": image})
         else:
             image = dict(part["image_url"])
-            image.setdefault("detail", "auto")
+            if image.get("detail") is None:
+                image["detail"] = "auto"
             parts.append({"type": "image_url", "image_url": image})
     return parts
 
