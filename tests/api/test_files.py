@@ -101,6 +101,54 @@ def test_expires_after(client: openai.OpenAI) -> None:
     assert created.expires_at == created.created_at + 3600
 
 
+def test_expires_after_as_one_json_part(http: httpx.Client) -> None:
+    # Found by tests/fuzz: OpenAPI's default multipart encoding of the `expires_after` object
+    # (one JSON part) was silently ignored, so the file never expired.
+    def upload(expires_after: str) -> httpx.Response:
+        return http.post(
+            "/v1/files",
+            files={"file": ("a.txt", b"a")},
+            data={"purpose": "assistants", "expires_after": expires_after},
+        )
+
+    made = upload('{"anchor": "created_at", "seconds": 3600}')
+    assert made.status_code == 200, made.text
+    assert made.json()["expires_at"] == made.json()["created_at"] + 3600
+    for bad, param in (
+        ('{"anchor": "created_at"}', "expires_after.seconds"),
+        ('{"anchor": "created_at", "seconds": "3600"}', "expires_after.seconds"),
+        ('{"seconds": 3600}', "expires_after.anchor"),
+        ("3600", "expires_after"),
+        ("{not json", "expires_after"),
+    ):
+        response = upload(bad)
+        assert response.status_code == 400, (bad, response.text)
+        assert response.json()["error"]["param"] == param, (bad, response.text)
+
+
+def test_unknown_upload_field_is_400(http: httpx.Client) -> None:
+    # Found by tests/fuzz: unknown multipart fields were ignored; JSON bodies refuse them.
+    response = http.post(
+        "/v1/files", files={"file": ("a.txt", b"a")}, data={"purpose": "assistants", "x": "1"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == {
+        "message": "Unknown parameter: 'x'.",
+        "type": "invalid_request_error",
+        "param": "x",
+        "code": None,
+    }
+
+
+def test_no_null_optional_fields(http: httpx.Client) -> None:
+    # Found by tests/fuzz: `expires_at` and `status_details` were null; the spec makes them
+    # optional but not nullable, so they are left out when there is no value.
+    made = http.post("/v1/files", files={"file": ("a.txt", b"a")}, data={"purpose": "assistants"})
+    assert made.status_code == 200, made.text
+    for body in (made.json(), http.get(f"/v1/files/{made.json()['id']}").json()):
+        assert "expires_at" not in body and "status_details" not in body, body
+
+
 def test_files_are_per_project(client: openai.OpenAI, other_client: openai.OpenAI) -> None:
     created = client.files.create(file=("mine.txt", io.BytesIO(b"secret")), purpose="assistants")
     with pytest.raises(openai.NotFoundError):

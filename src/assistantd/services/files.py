@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import orjson
 from sqlalchemy import delete, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -74,6 +75,27 @@ def validate_expiry(anchor: str | None, seconds: str | None) -> int | None:
     return value
 
 
+def expiry_from_json(raw: str) -> tuple[str, str]:
+    """``expires_after`` sent as one JSON part (how OpenAPI encodes an object in a multipart
+    body by default), as the two form values ``validate_expiry`` checks. The SDKs send
+    ``expires_after[anchor]`` and ``expires_after[seconds]`` instead."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidRequestError(
+            "Invalid 'expires_after': expected an object with 'anchor' and 'seconds'.",
+            param="expires_after",
+        )
+    anchor, seconds = value.get("anchor", ""), value.get("seconds", "")
+    # No coercion: only a JSON string anchor and a JSON integer count as such.
+    return (
+        anchor if isinstance(anchor, str) else repr(anchor),
+        str(seconds) if type(seconds) is int else repr(seconds),
+    )
+
+
 async def create(
     store: Store,
     blobs: BlobStore,
@@ -97,12 +119,14 @@ async def create(
         "object": "file",
         "bytes": size,
         "created_at": now,
-        "expires_at": now + expires if expires is not None else None,
         "filename": upload.filename,
         "purpose": purpose_override or upload.purpose,
         "status": "processed",
-        "status_details": None,
     }
+    # Optional and not nullable in the spec: present only with a value (the deprecated
+    # `status_details` never has one here).
+    if expires is not None:
+        obj["expires_at"] = now + expires
     try:
         async with store.db.write() as conn:
             await store.files.insert(conn, project, obj, extra={"blob_key": key})

@@ -13,6 +13,10 @@ router = APIRouter(prefix="/v1/files", tags=["files"])
 
 # Multipart framing around the file is small; anything beyond this is over the file limit.
 _MAX_REQUEST = files.MAX_FILE_BYTES + 1024 * 1024
+# The spec's CreateFileRequest; `expires_after` comes as one JSON part or as the SDKs' two.
+_UPLOAD_FIELDS = frozenset(
+    {"file", "purpose", "expires_after", "expires_after[anchor]", "expires_after[seconds]"}
+)
 
 
 @router.post("")
@@ -32,9 +36,15 @@ async def create_file(request: Request, rt: RuntimeDep, project: ProjectDep) -> 
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidRequestError("Missing required parameter: 'file'.", param="file")
+        for name in form:
+            if name not in _UPLOAD_FIELDS:  # as in JSON bodies: closed, unknown is an error
+                raise InvalidRequestError(f"Unknown parameter: '{name}'.", param=name)
         purpose = form.get("purpose")
         anchor = form.get("expires_after[anchor]")
         seconds = form.get("expires_after[seconds]")
+        whole = form.get("expires_after")
+        if isinstance(whole, str) and anchor is None and seconds is None:
+            anchor, seconds = files.expiry_from_json(whole)
         obj = await files.create(
             rt.store,
             rt.blobs,
