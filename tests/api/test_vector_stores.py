@@ -199,6 +199,12 @@ def test_request_errors(client: openai.OpenAI, http: httpx.Client) -> None:
     assert too_many.status_code == 400 and too_many.json()["error"]["param"] == "max_num_results"
     bad_filter = http.get(f"/v1/vector_stores/{store.id}/files", params={"filter": "nope"})
     assert bad_filter.status_code == 400 and bad_filter.json()["error"]["param"] == "filter"
+    # Found by tests/fuzz: an empty filter was read as no filter; it is not a status either.
+    upload = client.files.create(file=("a.txt", io.BytesIO(b"text")), purpose="assistants")
+    batch = client.vector_stores.file_batches.create(store.id, file_ids=[upload.id])
+    for path in (f"{store.id}/files", f"{store.id}/file_batches/{batch.id}/files"):
+        empty = http.get(f"/v1/vector_stores/{path}", params={"filter": ""})
+        assert empty.status_code == 400 and empty.json()["error"]["param"] == "filter", path
     with pytest.raises(openai.NotFoundError):
         client.vector_stores.files.retrieve("file-nope", vector_store_id=store.id)
 

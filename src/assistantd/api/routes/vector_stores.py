@@ -87,7 +87,7 @@ async def create_vector_store_file(
 async def list_vector_store_files(
     vector_store_id: str, request: Request, rt: RuntimeDep, project: ProjectDep, query: PageDep
 ) -> Response:
-    status = request.query_params.get("filter") or None
+    status = request.query_params.get("filter")  # "" is not a status: 400, like order=
     return raw_response(await vs.page_files(rt.store, project, vector_store_id, query, status))
 
 
@@ -169,7 +169,7 @@ async def list_file_batch_files(
     project: ProjectDep,
     query: PageDep,
 ) -> Response:
-    status = request.query_params.get("filter") or None
+    status = request.query_params.get("filter")  # "" is not a status: 400, like order=
     return raw_response(
         await vs.page_files(rt.store, project, vector_store_id, query, status, batch_id=batch_id)
     )
