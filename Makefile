@@ -1,4 +1,4 @@
-.PHONY: help serve test lint types bench fmt clients-frameworks
+.PHONY: help serve test lint types bench fuzz fmt clients-frameworks
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 serve:           ## install and serve the API on the embedded defaults
@@ -13,5 +13,7 @@ types:           ## mypy --strict on src/
 	scripts/bootstrap dev && .venv/bin/mypy
 bench:           ## run the benchmarks (see docs/benchmarks.md)
 	scripts/bootstrap dev && .venv/bin/python -m bench.list_runs
+fuzz:            ## long property-based run from OpenAI's spec, SQLite and PostgreSQL (docs/architecture.md#fuzzing)
+	scripts/bootstrap dev && ASSISTANTD_FUZZ_EXAMPLES=$${ASSISTANTD_FUZZ_EXAMPLES:-200} ASSISTANTD_FUZZ_PHASES=examples,coverage,fuzzing ASSISTANTD_FUZZ_RANDOM=1 ASSISTANTD_FUZZ_BACKENDS=$${ASSISTANTD_FUZZ_BACKENDS:-sqlite,postgres} .venv/bin/python -m pytest -q -p no:cacheprovider tests/fuzz
 clients-frameworks: ## every framework of the clients matrix, Semantic Kernel included
 	scripts/bootstrap dev && scripts/clients-env all && ASSISTANTD_TEST_FRAMEWORKS=required .venv/bin/python -m pytest -q tests/clients/test_frameworks.py
