@@ -123,14 +123,16 @@ def running_server(
 
 def _wait_ready(server: Server, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.process is not None
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{server.log()}")
-        try:
-            if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
+    # One client for the whole wait: each new httpx client loads the CA bundle (~0.1 s of CPU).
+    with httpx.Client(timeout=1) as poller:
+        while time.monotonic() < deadline:
+            assert server.process is not None
+            if server.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{server.log()}")
+            try:
+                if poller.get(server.base_url + "/healthz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
     raise RuntimeError(f"server not ready in {timeout}s:\n{server.log()}")
