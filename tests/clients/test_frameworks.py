@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 
 from tests.clients.conftest import PROGRAMS, Clients, Outcome
+from tests.servers import BACKENDS
 from tests.upstream import Text, ToolCalls
+
+# What a framework does is the same on every database (the SDK programs run on each): these
+# use the first backend's server only.
+pytestmark = pytest.mark.parametrize("clients", BACKENDS[:1], indirect=True)
 
 ROOT = Path(__file__).resolve().parents[2]
 VENVS = ROOT / ".venv-clients"
