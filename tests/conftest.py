@@ -40,11 +40,11 @@ def hanging_assistant(client: openai.OpenAI, upstream: ScriptedUpstream, **kwarg
 
 
 def make_client(server: Server, key: str, **kwargs: object) -> openai.OpenAI:
+    kwargs.setdefault("max_retries", 0)
     return openai.OpenAI(
         base_url=server.base_url + "/v1",
         api_key=key,
         _strict_response_validation=True,
-        max_retries=0,
         **kwargs,  # type: ignore[arg-type]
     )
 

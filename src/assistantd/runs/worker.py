@@ -200,10 +200,10 @@ class Worker:
     async def _drive(self, project: str, run_id: str) -> None:
         self._guards[run_id] = guard_current_task()
         try:
-            await self.executor.execute(project, run_id)
+            await self.executor.execute(project, run_id, owner=self.owner)
         except asyncio.CancelledError:
             reason = self._stop_reason.pop(run_id, "shutdown")
-            if reason != "shutdown":
+            if reason in ("cancel", "expire"):
                 await asyncio.shield(self._settle(project, run_id))
         except Exception:
             log.exception("run %s crashed", run_id)
@@ -248,14 +248,22 @@ class Worker:
             return
         now = clock.now()
         t = tables.runs
-        stmt = select(t.c.id, t.c.status, t.c.expires_at).where(t.c.id.in_(list(self._runs)))
+        stmt = select(t.c.id, t.c.status, t.c.expires_at, t.c.lease_owner).where(
+            t.c.id.in_(list(self._runs))
+        )
         async with self.store.db.read() as conn:
             rows = (await conn.execute(stmt)).all()
-        for run_id, status, expires_at in rows:
+        for run_id, status, expires_at, lease_owner in rows:
             task = self._runs.get(run_id)
             if task is None or run_id in self._stop_reason:
                 continue
-            if expires_at is not None and expires_at <= now and status in state.ACTIVE:
+            if lease_owner is not None and lease_owner != self.owner:
+                # This process stalled past its lease and another worker took the run over:
+                # stop at once (its writes are fenced off anyway) and leave the run alone.
+                log.warning("lost the lease on run %s to %s; stopping", run_id, lease_owner)
+                self._stop_reason[run_id] = "lost"
+                self._cancel(run_id)
+            elif expires_at is not None and expires_at <= now and status in state.ACTIVE:
                 self._stop_reason[run_id] = "expire"
                 self._cancel(run_id)
             elif status == "cancelling":
