@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 request_id: ContextVar[str | None] = ContextVar("assistantd_request_id", default=None)
 run_id: ContextVar[str | None] = ContextVar("assistantd_run_id", default=None)
@@ -69,12 +69,13 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{' '.join(ids)}]" if ids else line
 
 
-class JSONLineFormatter(JsonFormatter):
+class JSONLineFormatter(OrjsonFormatter):
     """``{"time", "level", "logger", "message", ...extra fields}``, one object per line.
 
     ``time`` is ISO 8601 in UTC with milliseconds. Fields given with ``extra=`` (the access
     line's ``method``, ``route``, ``status``, ``duration_ms``; the bound ids) follow; a
-    traceback is in ``exc_info``.
+    traceback is in ``exc_info``. Encoded with orjson (already a dependency): about three
+    times faster than the standard library's encoder here (``bench/ops_overhead.py``).
     """
 
     def __init__(self) -> None:
