@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistantd import __version__, ids
-from assistantd.api import errors
+from assistantd.api import errors, limits
 from assistantd.api.routes import assistants, files, models, ops, runs, threads, vector_stores
 from assistantd.config import Settings
 from assistantd.observability import logs
@@ -123,5 +123,6 @@ def create_app(
     # One access line per request: a JSON log goes to a pipeline that wants them; in a
     # terminal they are noise unless asked for with ASSISTANTD_LOG_LEVEL=debug.
     access_level = logging.INFO if settings.log_format == "json" else logging.DEBUG
+    limits.install(app, settings)  # inside the request id: its log lines carry the id
     app.add_middleware(RequestIdMiddleware, metrics=metrics, access_level=access_level)
     return app

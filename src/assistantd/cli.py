@@ -106,6 +106,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         access_log=False,
         log_config=None,  # observability: uvicorn logs through logs.configure()'s handler
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.keep_alive_timeout_seconds,
     )
     return 0
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from limits import parse_many
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -83,6 +84,47 @@ class Settings(BaseSettings):
 
     code_interpreter_timeout_seconds: float = 60.0
     """Wall time of one code_interpreter execution; past it the session's state is lost."""
+
+    rate_limit: str | None = None
+    """Requests one API key may make, in the ``limits`` notation (``600/minute``,
+    ``20/second;600/minute``); unset: no limit. Over it: 429 with ``retry-after``."""
+
+    run_rate_limit: str | None = None
+    """Runs one API key may create (create run, create thread and run); same notation."""
+
+    max_active_runs_per_project: int = 1000
+    """Runs of one project that may be active (queued to cancelling) at once; 0: no limit."""
+
+    max_streams_per_key: int = 1000
+    """Run event streams one API key may hold open at once; 0: no limit."""
+
+    body_timeout_seconds: float = 30.0
+    """Time a client has to send a request body, plus a second per ``body_min_rate`` bytes."""
+
+    body_min_rate: int = 16384
+    """Bytes per second a slow request body must keep up, past ``body_timeout_seconds``."""
+
+    send_timeout_seconds: float = 60.0
+    """A response write that cannot go out for this long (the client stopped reading) ends
+    the response."""
+
+    keep_alive_timeout_seconds: int = 5
+    """An idle keep-alive connection is closed after this long (uvicorn's timeout)."""
+
+    @field_validator("rate_limit", "run_rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            try:
+                items = parse_many(value)
+            except ValueError:
+                items = []
+            if not items or any(item.amount < 1 for item in items):
+                raise ValueError(
+                    f"{value!r} is not a rate limit such as '600/minute' or '20/second;600/minute'"
+                )
+            return value
+        return None
 
     log_level: str = "info"
 

@@ -9,6 +9,7 @@ import orjson
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
+from assistantd.api import limits
 from assistantd.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -42,7 +43,8 @@ async def get_project(request: Request, runtime: RuntimeDep) -> str:
     secret = header[7:].strip()
     configured = runtime.settings.api_key
     project: str | None
-    if configured and hmac.compare_digest(secret.encode(), configured.encode()):
+    is_configured = bool(configured and hmac.compare_digest(secret.encode(), configured.encode()))
+    if is_configured:
         project = runtime.default_project_id
         assert project is not None
     else:
@@ -50,6 +52,7 @@ async def get_project(request: Request, runtime: RuntimeDep) -> str:
     if project is None:
         shown = secret[:6] + "*" * 4 + secret[-4:] if len(secret) > 10 else "*" * len(secret)
         raise AuthenticationError(f"Incorrect API key provided: {shown}.")
+    await limits.admit(request, limits.caller_id(secret, project, configured_key=is_configured))
     _reject_nul(request)
     return project
 

@@ -67,11 +67,17 @@ async def run_events(
 
 
 def stream_response(
-    bus: EventBus, run_id: str, after_seq: int, load_run: RunLoader
+    bus: EventBus,
+    run_id: str,
+    after_seq: int,
+    load_run: RunLoader,
+    send_timeout: float = SEND_TIMEOUT_SECONDS,
 ) -> EventSourceResponse:
+    """``send_timeout``: a frame that cannot be written for this long (the client stopped
+    reading) ends the stream, and the request's stream slot is given back."""
     return EventSourceResponse(
         run_events(bus, run_id, after_seq, load_run),
         sep="\n",
-        send_timeout=SEND_TIMEOUT_SECONDS,
+        send_timeout=send_timeout,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

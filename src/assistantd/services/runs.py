@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from sqlalchemy import BindParameter, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistantd import clock, ids
-from assistantd.errors import ConflictingStateError, InvalidRequestError
+from assistantd.errors import ConflictingStateError, InvalidRequestError, RateLimitError
 from assistantd.runs import state
 from assistantd.runs.tools.base import public_call
 from assistantd.services import vector_stores
 from assistantd.services.shapes import given, new_message
 from assistantd.services.threads import insert_thread
+from assistantd.storage import tables
 from assistantd.storage.objects import DuplicateError, JSONObject, Page, PageQuery
 from assistantd.storage.store import Store, active_run_id
 
@@ -78,12 +80,52 @@ def new_run(
     return run
 
 
+# The statuses as literals: a bound list would keep SQLite from using the partial index.
+_ACTIVE: BindParameter[list[str]] = bindparam(
+    "active", list(tables.ACTIVE_RUN_STATUSES), expanding=True, literal_execute=True
+)
+_ACTIVE_RUNS_LOCK = 0x72756E73  # first key of pg_advisory_xact_lock(int, int): "runs"
+
+
+async def _check_active_runs(conn: AsyncConnection, project: str, limit: int) -> None:
+    """429 when the project already has ``limit`` active runs (``limit`` 0: no limit).
+
+    One query on the partial index of active runs, reading at most ``limit`` rows. On
+    PostgreSQL the project's run creations take turns (an advisory lock until commit), so
+    concurrent creations cannot all pass the same count; SQLite's writer is single anyway.
+    """
+    if limit <= 0:
+        return
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(:key, hashtext(:project))"),
+            {"key": _ACTIVE_RUNS_LOCK, "project": project},
+        )
+    t = tables.runs
+    active = select(t.c.id).where(t.c.project_id == project, t.c.status.in_(_ACTIVE))
+    count = (
+        await conn.execute(select(func.count()).select_from(active.limit(limit).subquery()))
+    ).scalar_one()
+    if count >= limit:
+        raise RateLimitError(
+            f"Too many active runs: this project already has {limit} runs queued, in "
+            "progress, waiting for tool outputs or cancelling, the most it may have at once. "
+            "Wait for one to end, or cancel one."
+        )
+
+
 async def _insert_run(
-    store: Store, conn: AsyncConnection, project: str, thread_id: str, run: JSONObject
+    store: Store,
+    conn: AsyncConnection,
+    project: str,
+    thread_id: str,
+    run: JSONObject,
+    max_active: int,
 ) -> None:
     existing = await active_run_id(conn, thread_id)
     if existing is not None:
         raise ConflictingStateError(f"Thread {thread_id} already has an active run {existing}.")
+    await _check_active_runs(conn, project, max_active)
     try:
         await store.runs.insert(conn, project, run)
     except DuplicateError:
@@ -92,7 +134,13 @@ async def _insert_run(
 
 
 async def create(
-    store: Store, project: str, thread_id: str, body: dict[str, Any], expiry_seconds: int
+    store: Store,
+    project: str,
+    thread_id: str,
+    body: dict[str, Any],
+    expiry_seconds: int,
+    *,
+    max_active: int = 0,
 ) -> JSONObject:
     async with store.db.write() as conn:
         assistant = await store.assistants.get(
@@ -104,12 +152,12 @@ async def create(
             await store.threads.save(conn, project, thread)
         await store.messages.insert_many(conn, project, extra)
         run = new_run(thread_id, assistant, body, expiry_seconds)
-        await _insert_run(store, conn, project, thread_id, run)
+        await _insert_run(store, conn, project, thread_id, run, max_active)
     return run
 
 
 async def create_thread_and_run(
-    store: Store, project: str, body: dict[str, Any], expiry_seconds: int
+    store: Store, project: str, body: dict[str, Any], expiry_seconds: int, *, max_active: int = 0
 ) -> tuple[JSONObject, JSONObject]:
     thread_body = dict(body.get("thread") or {})
     if body.get("tool_resources") is not None:
@@ -120,7 +168,7 @@ async def create_thread_and_run(
         )
         thread = await insert_thread(store, conn, project, thread_body)
         run = new_run(thread["id"], assistant, body, expiry_seconds)
-        await _insert_run(store, conn, project, thread["id"], run)
+        await _insert_run(store, conn, project, thread["id"], run, max_active)
     return thread, run
 
 

@@ -6,6 +6,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from assistantd.api import limits
 from assistantd.api.deps import IncludeDep, PageDep, ProjectDep, RuntimeDep, read_body
 from assistantd.api.responses import json_response, raw_response
 from assistantd.api.sse import RunLoader, stream_response
@@ -50,17 +51,21 @@ def _respond(
     rt: Runtime, project: str, run: dict[str, Any], body: dict[str, Any], after: int
 ) -> Response:
     if body.get("stream"):
-        return stream_response(
-            rt.bus, run["id"], after, _loader(rt, project, run["thread_id"], run["id"])
-        )
+        loader = _loader(rt, project, run["thread_id"], run["id"])
+        return stream_response(rt.bus, run["id"], after, loader, rt.settings.send_timeout_seconds)
     return json_response(run)
 
 
 @router.post("/runs")
 async def create_thread_and_run(request: Request, rt: RuntimeDep, project: ProjectDep) -> Response:
     body = await read_body(request, CreateThreadAndRunRequest)
+    await limits.admit_run(request, stream=bool(body.get("stream")))
     thread, run = await runs.create_thread_and_run(
-        rt.store, project, body, rt.settings.run_expiry_seconds
+        rt.store,
+        project,
+        body,
+        rt.settings.run_expiry_seconds,
+        max_active=rt.settings.max_active_runs_per_project,
     )
     await _announce(rt, run, ("thread.created", thread))
     return _respond(rt, project, run, body, 0)
@@ -71,7 +76,15 @@ async def create_run(
     thread_id: str, request: Request, rt: RuntimeDep, project: ProjectDep, include: IncludeDep
 ) -> Response:
     body = await read_body(request, CreateRunRequest)
-    run = await runs.create(rt.store, project, thread_id, body, rt.settings.run_expiry_seconds)
+    await limits.admit_run(request, stream=bool(body.get("stream")))
+    run = await runs.create(
+        rt.store,
+        project,
+        thread_id,
+        body,
+        rt.settings.run_expiry_seconds,
+        max_active=rt.settings.max_active_runs_per_project,
+    )
     await _announce(rt, run)
     return _respond(rt, project, run, body, 0)
 
@@ -111,6 +124,8 @@ async def submit_tool_outputs(
     thread_id: str, run_id: str, request: Request, rt: RuntimeDep, project: ProjectDep
 ) -> Response:
     body = await read_body(request, SubmitToolOutputsRunRequest)
+    if body.get("stream"):
+        await limits.admit_stream(request)
     run, steps = await runs.submit_tool_outputs(rt.store, project, thread_id, run_id, body)
     # The stream of a submission starts after what the client already saw of the run.
     after = await rt.bus.last_seq(run_id)
