@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 
 from assistantd.config import Settings
+from assistantd.errors import ConfigError
 from assistantd.observability import logs
 from assistantd.storage import migrate
 from assistantd.storage.db import Database
@@ -22,6 +24,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
     serve.add_argument("--no-worker", action="store_true", help="API only; runs wait for a worker")
+
+    worker = sub.add_parser("worker", help="run workers only: execute runs and ingest files")
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="runs executed at once (default ASSISTANTD_RUN_CONCURRENCY)",
+    )
 
     sub.add_parser("migrate", help="apply database migrations and exit")
 
@@ -41,6 +51,11 @@ async def _with_db(settings: Settings) -> Database:
     db = Database(settings.resolved_database_url())
     await migrate.upgrade(db)
     return db
+
+
+async def _migrate(settings: Settings) -> None:
+    db = await _with_db(settings)
+    await db.dispose()
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:
@@ -111,19 +126,54 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _work(settings: Settings) -> None:
+    """Run a worker until SIGTERM or SIGINT, then hand back what is in flight."""
+    from assistantd.runtime import Runtime
+
+    runtime = Runtime(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start(run_worker=True)
+    if settings.metrics and settings.metrics_port is not None:  # observability hook
+        runtime.executor.metrics.serve_http(settings.host, settings.metrics_port)
+    mode = "distributed" if runtime.dispatch.queue_mode else "embedded"
+    print(
+        f"worker {runtime.worker.owner} ready ({mode}, {settings.run_concurrency} runs at once)",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await runtime.close()
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    if args.concurrency is not None:
+        if args.concurrency < 1:
+            print("--concurrency must be at least 1", file=sys.stderr)
+            return 2
+        settings.run_concurrency = args.concurrency
+    asyncio.run(_migrate(settings))
+    asyncio.run(_work(settings))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
     logs.configure(settings.log_format, settings.log_level)
-    if args.command == "serve":
-        return _serve(settings, args)
+    try:
+        if args.command == "serve":
+            return _serve(settings, args)
+        if args.command == "worker":
+            return _worker(settings, args)
+    except ConfigError as exc:
+        print(f"assistantd: {exc}", file=sys.stderr)
+        return 2
     if args.command == "migrate":
-
-        async def _migrate() -> None:
-            db = await _with_db(settings)
-            await db.dispose()
-
-        asyncio.run(_migrate())
+        asyncio.run(_migrate(settings))
         return 0
     return asyncio.run(_keys(settings, args))
 

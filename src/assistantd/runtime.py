@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from assistantd.config import Settings
 from assistantd.errors import ConfigError
+from assistantd.providers import tokens
 from assistantd.providers.router import Router
 from assistantd.queue.base import Dispatcher, LocalDispatcher
 from assistantd.queue.taskiq import TaskiqDispatcher
@@ -94,6 +95,8 @@ class Runtime:
         log.info("%s", self.router.describe())
         await self._start_sandbox()
         if run_worker:
+            # The tokenizer tables take seconds to load: load them now, not in the first run.
+            await asyncio.to_thread(tokens.count, "warm up")
             await self.worker.start()
             await self.ingestor.start()
             self._maintenance = asyncio.create_task(self._maintain(), name="assistantd-maintenance")

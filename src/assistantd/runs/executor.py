@@ -9,6 +9,7 @@ call. Every write re-reads the run under a row lock and goes on only if it is st
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 from dataclasses import dataclass, field
@@ -39,6 +40,10 @@ from assistantd.storage.objects import JSONObject, PageQuery
 from assistantd.storage.store import Store
 
 log = logging.getLogger("assistantd.executor")
+
+_LEASE_OWNER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "assistantd_lease_owner", default=None
+)
 
 MAX_MODEL_CALLS = 32
 _ALL = PageQuery(limit=100, order="asc")
@@ -84,10 +89,15 @@ class RunExecutor:
 
     # -- entry ----------------------------------------------------------------------------
 
-    async def execute(self, project: str, run_id: str) -> None:
-        """Run until terminal, paused for tool outputs, or interrupted."""
-        with logs.bind_run(run_id):
-            await self._execute(project, run_id)
+    async def execute(self, project: str, run_id: str, *, owner: str | None = None) -> None:
+        """Run until terminal, paused for tool outputs, or interrupted. ``owner``: the lease
+        the caller holds on the run; every write checks it is still held."""
+        token = _LEASE_OWNER.set(owner)
+        try:
+            with logs.bind_run(run_id):
+                await self._execute(project, run_id)
+        finally:
+            _LEASE_OWNER.reset(token)
 
     async def _execute(self, project: str, run_id: str) -> None:
         run = await self._begin(project, run_id)
@@ -107,6 +117,10 @@ class RunExecutor:
     async def _begin(self, project: str, run_id: str) -> JSONObject | None:
         async with self.store.db.write() as conn:
             run = await self.store.runs.get(conn, project, run_id, for_update=True)
+            try:
+                await self._check_lease(conn, run_id)
+            except Interrupted:
+                return None
             if run["status"] == "queued":
                 run = state.transition(run, "in_progress", clock.now())
                 await self.store.runs.save(conn, project, run)
@@ -342,7 +356,18 @@ class RunExecutor:
         run = await self.store.runs.get(conn, project, run_id, for_update=True)
         if run["status"] != "in_progress":
             raise Interrupted(run["status"])
+        await self._check_lease(conn, run_id)
         return run
+
+    async def _check_lease(self, conn: Any, run_id: str) -> None:
+        """Fencing: a worker whose lease ran out (it stalled past the lease time and another
+        worker took the run over) must not write anything more for the run."""
+        owner = _LEASE_OWNER.get()
+        if owner is None:
+            return
+        held = await self.store.runs.columns(conn, run_id, "lease_owner")
+        if held["lease_owner"] != owner:
+            raise Interrupted("lease lost")
 
     async def _open_step(self, project: str, run: JSONObject, details: JSONObject) -> JSONObject:
         step = new_step(run, details)

@@ -44,7 +44,7 @@ async def _announce(rt: Runtime, run: dict[str, Any], *before: tuple[str, Any]) 
         await rt.bus.publish(run["id"], event, data)
     await rt.bus.publish(run["id"], "thread.run.created", run)
     await rt.bus.publish(run["id"], "thread.run.queued", run)
-    rt.worker.notify()
+    await rt.dispatch.run_ready(run["id"], run["thread_id"])
 
 
 def _respond(
@@ -115,7 +115,7 @@ async def cancel_run(thread_id: str, run_id: str, rt: RuntimeDep, project: Proje
     run, changed = await runs.cancel(rt.store, project, thread_id, run_id)
     if changed:
         await rt.bus.publish(run_id, "thread.run.cancelling", run)
-    rt.worker.notify()
+    await rt.dispatch.wake_workers()
     return json_response(run)
 
 
@@ -132,7 +132,7 @@ async def submit_tool_outputs(
     for step in steps:
         await rt.bus.publish(run_id, "thread.run.step.completed", step)
     await rt.bus.publish(run_id, "thread.run.queued", run)
-    rt.worker.notify()
+    await rt.dispatch.run_ready(run_id, thread_id)
     return _respond(rt, project, run, body, after)
 
 
