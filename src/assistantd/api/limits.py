@@ -31,9 +31,11 @@ from collections import defaultdict
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
-from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits import RateLimitItem, parse_many, strategies
+from limits.aio import strategies as aio_strategies
+from limits.aio.storage import RedisStorage
+from limits.storage import MemoryStorage
+from limits.util import WindowStats
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -82,6 +84,43 @@ def _reset_text(seconds: float) -> str:
         return f"{text}s"
     minutes, rest = divmod(math.ceil(seconds), 60)
     return f"{minutes}m{rest}s"
+
+
+class _Window(Protocol):
+    """A moving window per (limit, caller): ``hit`` counts one request if there is room."""
+
+    async def hit(self, item: RateLimitItem, caller: str) -> bool: ...
+
+    async def stats(self, item: RateLimitItem, caller: str) -> WindowStats: ...
+
+
+class _LocalWindow:
+    """In this process. The library's synchronous memory storage: its calls never block,
+    and it expires old entries from a timer thread, where the asyncio one hands every key to
+    a worker thread on each pass (about 4 times the CPU per request, measured in
+    ``bench/limits_overhead.py``)."""
+
+    def __init__(self) -> None:
+        self.limiter = strategies.MovingWindowRateLimiter(MemoryStorage())
+
+    async def hit(self, item: RateLimitItem, caller: str) -> bool:
+        return self.limiter.hit(item, caller)
+
+    async def stats(self, item: RateLimitItem, caller: str) -> WindowStats:
+        return self.limiter.get_window_stats(item, caller)
+
+
+class _RedisWindow:
+    """Shared by every process that uses the same Redis (one Lua script per call)."""
+
+    def __init__(self, storage: RedisStorage) -> None:
+        self.limiter = aio_strategies.MovingWindowRateLimiter(storage)
+
+    async def hit(self, item: RateLimitItem, caller: str) -> bool:
+        return await self.limiter.hit(item, caller)
+
+    async def stats(self, item: RateLimitItem, caller: str) -> WindowStats:
+        return await self.limiter.get_window_stats(item, caller)
 
 
 class _Streams(Protocol):
@@ -189,7 +228,7 @@ class Limits:
             parse_many(settings.run_rate_limit) if settings.run_rate_limit else []
         )
         self._redis: Redis | None = None
-        self._limiter: MovingWindowRateLimiter | None = None
+        self._limiter: _Window | None = None
         self._streams: _Streams | None = None
         self._warned_at = 0.0
 
@@ -200,12 +239,11 @@ class Limits:
             self._redis = Redis.from_url(self.settings.redis_url)
         return self._redis
 
-    def limiter(self) -> MovingWindowRateLimiter:
+    def limiter(self) -> _Window:
         if self._limiter is None:
             redis = self._redis_client()
-            storage: Storage
             if redis is None:
-                storage = MemoryStorage()
+                self._limiter = _LocalWindow()
             else:
                 # One connection pool for the limiter and the stream slots.
                 storage = RedisStorage(
@@ -214,7 +252,7 @@ class Limits:
                     key_prefix=f"{_REDIS_PREFIX}:limits",
                     connection_pool=redis.connection_pool,  # type: ignore[arg-type]
                 )
-            self._limiter = MovingWindowRateLimiter(storage)
+                self._limiter = _RedisWindow(storage)
         return self._limiter
 
     def streams(self) -> _Streams:
@@ -247,7 +285,7 @@ class Limits:
         try:
             for item in items:
                 if not await limiter.hit(item, caller):
-                    stats = await limiter.get_window_stats(item, caller)
+                    stats = await limiter.stats(item, caller)
                     wait = max(1, math.ceil(stats.reset_time - time.time()))
                     headers = _headers(item, 0, stats.reset_time)
                     headers["retry-after"] = str(wait)
@@ -261,7 +299,7 @@ class Limits:
                 # Report the item with the least room left, as OpenAI reports its RPM.
                 best: tuple[RateLimitItem, int, float] | None = None
                 for item in items:
-                    stats = await limiter.get_window_stats(item, caller)
+                    stats = await limiter.stats(item, caller)
                     if best is None or stats.remaining < best[1]:
                         best = (item, stats.remaining, stats.reset_time)
                 if best is not None:
@@ -365,12 +403,16 @@ class LimitsMiddleware:
             await self.app(scope, receive, send)
             return
         state: dict[str, Any] = scope.setdefault("state", {})
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = asyncio.get_running_loop().time()
         received = 0
-        body_done = False
+        # Without Content-Length or Transfer-Encoding there is no body to wait for.
+        body_done = not any(
+            (name == b"content-length" and value != b"0") or name == b"transfer-encoding"
+            for name, value in scope["headers"]
+        )
         timed_out = False
         response_started = False
+        streaming = False
         settings = self.settings
 
         async def timed_receive() -> Message:
@@ -398,7 +440,7 @@ class LimitsMiddleware:
             return message
 
         async def timed_send(message: Message) -> None:
-            nonlocal response_started
+            nonlocal response_started, streaming
             if message["type"] == "http.response.start":
                 response_started = True
                 extra = state.get(_HEADERS)
@@ -410,6 +452,13 @@ class LimitsMiddleware:
                         # The rest of the body may still be on its way: do not wait for it.
                         headers.append((b"connection", b"close"))
                     message["headers"] = headers
+            elif message.get("more_body", False):
+                streaming = True
+            if not streaming:
+                # A response in one piece goes straight into uvicorn's buffer: only the
+                # pieces of a streamed one (events, file contents) wait for the client.
+                await send(message)
+                return
             try:
                 async with asyncio.timeout(settings.send_timeout_seconds):
                     await send(message)
