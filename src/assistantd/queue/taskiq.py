@@ -101,6 +101,7 @@ class TaskiqDispatcher:
         self.node = uuid.uuid4().hex[:12]
         self._own_stream = f"{prefix}:jobs:runs:node:{self.node}"
         self._pinned: set[str] = set()
+        self._closed = False
 
     # -- the jobs ----------------------------------------------------------------------------
 
@@ -222,6 +223,9 @@ class TaskiqDispatcher:
                 await task
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         await self.stop_consuming()
         await self._unpin_all()
         if self._runs_broker.additional_streams:
