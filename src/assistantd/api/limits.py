@@ -97,7 +97,7 @@ class _Window(Protocol):
 class _LocalWindow:
     """In this process. The library's synchronous memory storage: its calls never block,
     and it expires old entries from a timer thread, where the asyncio one hands every key to
-    a worker thread on each pass (about 4 times the CPU per request, measured in
+    a worker thread on each pass (3 times the CPU per request, measured in
     ``bench/limits_overhead.py``)."""
 
     def __init__(self) -> None:
