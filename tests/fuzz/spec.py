@@ -17,8 +17,16 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = Path(
-    os.environ.get(
-        "ASSISTANTD_SPEC", ROOT.parent / "shared" / "reference" / "openapi.assistants-v2.yaml"
+    os.environ.get("ASSISTANTD_SPEC")
+    # The reference next to the checkout when there is one, else the copy kept with the tests
+    # (a clean clone elsewhere, as CI makes, has no ../shared).
+    or next(
+        p
+        for p in (
+            ROOT.parent / "shared" / "reference" / "openapi.assistants-v2.yaml",
+            ROOT / "tests" / "reference" / "openapi.assistants-v2.yaml",
+        )
+        if p.exists()
     )
 )
 
@@ -63,14 +71,19 @@ def corrected_spec() -> dict[str, Any]:
     return spec
 
 
-def _nullable_to_json_schema(node: Any) -> Any:
-    """OpenAPI 3.0's ``nullable: true``, which this 3.1 spec still uses (schemathesis honours
-    it), as JSON Schema, for the validators built here with ``jsonschema``."""
+def _as_json_schema(node: Any) -> Any:
+    """The spec's schemas as plain JSON Schema, for the validators built here with
+    ``jsonschema``: OpenAPI 3.0's ``nullable: true``, which this 3.1 spec still uses (and
+    schemathesis honours), becomes a union with null; and ``CompoundFilter``'s
+    ``$recursiveRef: '#'`` names ``CompoundFilter`` (as its description says), not the root
+    of the document, which is what it resolves to outside a schema resource of its own."""
     if isinstance(node, list):
-        return [_nullable_to_json_schema(item) for item in node]
+        return [_as_json_schema(item) for item in node]
     if not isinstance(node, dict):
         return node
-    out = {key: _nullable_to_json_schema(value) for key, value in node.items()}
+    if node == {"$recursiveRef": "#"}:
+        return {"$ref": "#/components/schemas/CompoundFilter"}
+    out = {key: _as_json_schema(value) for key, value in node.items() if key != "$recursiveAnchor"}
     if out.pop("nullable", False) is True:
         return _nullable(out)
     return out
@@ -79,7 +92,7 @@ def _nullable_to_json_schema(node: Any) -> Any:
 @cache
 def json_schema_components() -> dict[str, Any]:
     """The corrected spec's ``components``, as plain JSON Schema (shared: do not modify)."""
-    components: dict[str, Any] = _nullable_to_json_schema(corrected_spec()["components"])
+    components: dict[str, Any] = _as_json_schema(corrected_spec()["components"])
     return components
 
 
@@ -88,4 +101,4 @@ def request_body_schema(method: str, path: str) -> dict[str, Any]:
     """The JSON request body schema of an operation, with the components it refers to."""
     operation = corrected_spec()["paths"][path][method.lower()]
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
-    return {**_nullable_to_json_schema(schema), "components": json_schema_components()}
+    return {**_as_json_schema(schema), "components": json_schema_components()}

@@ -98,7 +98,13 @@ def test_scope_is_the_44_supported_operations() -> None:
 )
 def test_operation(case: schemathesis.Case, fuzz_server: Server, fuzz_world: World) -> None:
     method, path = case.method.upper(), case.path
-    fuzz_world.aim(method, path, case.path_parameters or {}, case.body)
+    path_parameters, body = fuzz_world.aim(method, path, case.path_parameters or {}, case.body)
+    # Assigned only when changed: schemathesis then re-checks whether the case is still
+    # valid (or still invalid) against the spec, as it does for any edited case.
+    if path_parameters != (case.path_parameters or {}):
+        case.path_parameters = path_parameters
+    if body != case.body:
+        case.body = body
     response = case.call(
         base_url=fuzz_server.base_url + "/v1",
         session=fuzz_world.session,

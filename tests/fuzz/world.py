@@ -15,6 +15,7 @@ drops what a case used up; the next case that needs it gets a fresh one.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 import zlib
@@ -155,44 +156,60 @@ class World:
 
     # --- aiming cases --------------------------------------------------------------------------
 
-    def aim(self, method: str, path: str, path_parameters: dict[str, Any], body: Any) -> None:
-        """Swap most generated ids (in the path and in a JSON body) for real ones, in place."""
-        kind = kind_of(method, path)
-        if kind is not None and path_parameters and _pick(sorted(path_parameters.items())):
-            real = self.get(kind)
-            for name, value in path_parameters.items():
-                # Now and then one id of several stays random: a real thread, an unknown run.
-                if name in real and (len(path_parameters) == 1 or _pick(value, out_of=6)):
-                    path_parameters[name] = real[name]
-        if isinstance(body, dict):
-            self._aim_body(body, kind)
+    def aim(
+        self, method: str, path: str, path_parameters: dict[str, Any], body: Any
+    ) -> tuple[dict[str, Any], Any]:
+        """Path parameters and body with most generated ids swapped for real ones.
 
-    def _aim_body(self, node: Any, kind: str | None) -> None:
+        Copies, never edits: schemathesis builds some cases from values it keeps (the spec's
+        examples), and an id written into those would outlive this server's objects.
+        """
+        kind = kind_of(method, path)
+        aimed = dict(path_parameters)
+        if kind is not None and aimed and _pick(sorted(aimed.items())):
+            real = self.get(kind)
+            for name, value in aimed.items():
+                # Now and then one id of several stays random: a real thread, an unknown run.
+                if name in real and (len(aimed) == 1 or _pick(value, out_of=6)):
+                    aimed[name] = real[name]
+        return aimed, self._aim_body(body, kind)
+
+    def _aim_body(self, node: Any, kind: str | None) -> Any:
         if isinstance(node, list):
-            for item in node:
-                self._aim_body(item, kind)
-            return
+            return [self._aim_body(item, kind) for item in node]
         if not isinstance(node, dict):
-            return
+            return node
+        out: dict[str, Any] = {}
         for key, value in node.items():
             if key == "assistant_id" and isinstance(value, str) and _pick(value):
-                node[key] = self.get("assistant")["assistant_id"]
+                out[key] = self.get("assistant")["assistant_id"]
             elif key == "file_id" and isinstance(value, str) and _pick(value):
-                node[key] = self.get("file")["file_id"]
+                out[key] = self.get("file")["file_id"]
             elif key == "file_ids" and isinstance(value, list) and _pick(value):
-                node[key] = [self.get("file")["file_id"]] * min(len(value), 1)
+                out[key] = [self.get("file")["file_id"]] * min(len(value), 1)
             elif key == "vector_store_ids" and isinstance(value, list) and _pick(value):
-                node[key] = [self.get("store")["vector_store_id"]] * min(len(value), 1)
+                out[key] = [self.get("store")["vector_store_id"]] * min(len(value), 1)
             elif key == "tool_call_id" and kind == "paused" and _pick(value):
-                node[key] = self.get("paused")["tool_call_id"]
+                out[key] = self.get("paused")["tool_call_id"]
             else:
-                self._aim_body(value, kind)
+                out[key] = self._aim_body(value, kind)
+        return out
 
     # --- what a case used up -------------------------------------------------------------------
+
+    def _check_not_lost(self, method: str, path: str, text: str) -> None:
+        """The world's objects exist until a case it saw succeed removed them: a 404 naming
+        one means the server lost it (or the world lost track of it; either is a bug)."""
+        found = re.search(r"found with id '(.*)'\.", text, re.S)
+        alive = {v for obj in self.objects.values() for k, v in obj.items() if k != "tool_call_id"}
+        missing = found.group(1) if found else None
+        assert missing not in alive, f"{method} {path}: 404 for {missing}, which exists: {text}"
 
     def after(self, method: str, path: str, path_parameters: dict[str, Any], response: Any) -> None:
         """Forget what a successful case used up; remember a run it started on our thread."""
         self.statuses[f"{method} {path}"][response.status_code] += 1
+        if response.status_code == 404:
+            self._check_not_lost(method, path, response.text)
         kind = kind_of(method, path)
         real = self.objects.get(kind or "")
         if response.status_code != 200 or not real:
