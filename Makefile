@@ -14,6 +14,6 @@ types:           ## mypy --strict on src/
 bench:           ## run the benchmarks (see docs/benchmarks.md)
 	scripts/bootstrap dev && .venv/bin/python -m bench.list_runs
 fuzz:            ## long property-based run from OpenAI's spec, SQLite and PostgreSQL (docs/architecture.md#fuzzing)
-	scripts/bootstrap dev && ASSISTANTD_FUZZ_EXAMPLES=$${ASSISTANTD_FUZZ_EXAMPLES:-200} ASSISTANTD_FUZZ_PHASES=examples,coverage,fuzzing ASSISTANTD_FUZZ_RANDOM=1 ASSISTANTD_FUZZ_BACKENDS=$${ASSISTANTD_FUZZ_BACKENDS:-sqlite,postgres} .venv/bin/python -m pytest -q -p no:cacheprovider tests/fuzz
+	scripts/bootstrap dev && for db in sqlite postgres; do ASSISTANTD_FUZZ_EXAMPLES=$${ASSISTANTD_FUZZ_EXAMPLES:-200} ASSISTANTD_FUZZ_PHASES=examples,coverage,fuzzing ASSISTANTD_FUZZ_RANDOM=1 ASSISTANTD_FUZZ_BACKENDS=$$db .venv/bin/python -m pytest -q -p no:cacheprovider tests/fuzz || exit 1; done
 clients-frameworks: ## every framework of the clients matrix, Semantic Kernel included
 	scripts/bootstrap dev && scripts/clients-env all && ASSISTANTD_TEST_FRAMEWORKS=required .venv/bin/python -m pytest -q tests/clients/test_frameworks.py

@@ -1,10 +1,10 @@
 """Property-based API tests generated from OpenAI's own spec (schemathesis), against a real server.
 
-Every operation of ``../shared/reference/openapi.assistants-v2.yaml`` that
-``docs/compatibility.md`` lists as supported gets a test: schemathesis sends it requests built
-from the spec (its examples, boundary values of every parameter and field, then random valid
-and invalid data), with a project's key and, most of the time, ids of real objects in the path
-and the body (``world.py``). Every answer must be:
+Every operation of OpenAI's spec (``../shared/reference/openapi.assistants-v2.yaml``, or its
+copy in ``tests/reference/``) that ``docs/compatibility.md`` lists as supported gets a test:
+schemathesis sends it requests built from the spec (its examples, boundary values of every
+parameter and field, then random valid and invalid data), with a project's key and, most of
+the time, ids of real objects in the path and the body (``world.py``). Every answer must be:
 
 - never a 5xx;
 - a status OpenAI gives (200, or 400/401/404/413/429 for errors);
