@@ -84,8 +84,18 @@ def _drop_nulls(value: Any) -> Any:
 
 
 @cache
-def _body_validator(method: str, path: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(request_body_schema(method, path))
+def _body_validator(
+    method: str, path: str, media_type: str = "application/json"
+) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(request_body_schema(method, path, media_type))
+
+
+def _only_body_negative(case: Case) -> bool:
+    """Generated invalid in the body, and only there."""
+    meta = case.meta
+    if meta is None:
+        return False
+    return [loc for loc in meta.components if meta.is_negative_at(loc)] == [ParameterLocation.BODY]
 
 
 def _only_nulls_made_it_invalid(case: Case) -> bool:
@@ -95,11 +105,9 @@ def _only_nulls_made_it_invalid(case: Case) -> bool:
     ``null`` and reads it as "not given", as OpenAI does, where the spec does not mark most of
     them nullable. A null on a required field is still invalid once dropped, so still checked.
     """
-    meta = case.meta
-    if meta is None or not isinstance(case.body, dict) or case.media_type != "application/json":
+    if not isinstance(case.body, dict) or case.media_type != "application/json":
         return False
-    negative = [loc for loc in meta.components if meta.is_negative_at(loc)]
-    if negative != [ParameterLocation.BODY]:
+    if not _only_body_negative(case):
         return False
     return _body_validator(case.method, case.path).is_valid(_drop_nulls(case.body))
 
@@ -111,20 +119,34 @@ def _missing_body_reads_as_empty(case: Case) -> bool:
     ``{}`` (pinned by ``tests/api/test_errors.py::test_body_errors_are_400``): nothing the
     client meant is lost, as every field of these bodies is optional.
     """
-    meta = case.meta
     blank = isinstance(case.body, (bytes, str)) and not case.body.strip()
-    if meta is None or not (isinstance(case.body, NotSet) or blank):
-        return False
-    negative = [loc for loc in meta.components if meta.is_negative_at(loc)]
-    if negative != [ParameterLocation.BODY]:
+    if not (isinstance(case.body, NotSet) or blank) or not _only_body_negative(case):
         return False
     return _body_validator(case.method, case.path).is_valid({})
 
 
+def _valid_as_sent_in_a_form(case: Case) -> bool:
+    """A multipart body whose only invalid value is an empty array: a form encodes it as no
+    part at all, so what reached the server is valid (schemathesis does not see that)."""
+    if case.media_type != "multipart/form-data" or not isinstance(case.body, dict):
+        return False
+    if not _only_body_negative(case):
+        return False
+    sent = {
+        key: "" if isinstance(value, bytes) else value  # a file part: binary, a string
+        for key, value in case.body.items()
+        if value != []
+    }
+    return _body_validator(case.method, case.path, case.media_type).is_valid(sent)
+
+
 def rejects_invalid(ctx: CheckContext, response: Response, case: Case) -> bool | None:
-    """schemathesis' ``negative_data_rejection``, except for the two leniencies above."""
+    """schemathesis' ``negative_data_rejection``, except for the cases above: two leniencies
+    of the server, and a form that is valid as sent."""
     if response.status_code == 200 and (
-        _only_nulls_made_it_invalid(case) or _missing_body_reads_as_empty(case)
+        _only_nulls_made_it_invalid(case)
+        or _missing_body_reads_as_empty(case)
+        or _valid_as_sent_in_a_form(case)
     ):
         return None
     return negative_data_rejection(ctx, response, case)

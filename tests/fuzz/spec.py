@@ -97,8 +97,10 @@ def json_schema_components() -> dict[str, Any]:
 
 
 @cache
-def request_body_schema(method: str, path: str) -> dict[str, Any]:
-    """The JSON request body schema of an operation, with the components it refers to."""
+def request_body_schema(
+    method: str, path: str, media_type: str = "application/json"
+) -> dict[str, Any]:
+    """The request body schema of an operation, with the components it refers to."""
     operation = corrected_spec()["paths"][path][method.lower()]
-    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    schema = operation["requestBody"]["content"][media_type]["schema"]
     return {**_as_json_schema(schema), "components": json_schema_components()}
