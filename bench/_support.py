@@ -9,6 +9,7 @@ import platform
 import resource
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -212,3 +213,13 @@ def wait_until_quiet(max_cores: float, timeout: float, ours: list[int]) -> float
         load /= time.perf_counter() - t0
         if load < max_cores or time.monotonic() > deadline:
             return load
+
+
+def print_variants(results: dict[str, list[float]]) -> None:
+    """A markdown table of each variant's median and range over the rounds."""
+    print("| variant | median | range |")
+    print("|---|---|---|")
+    for name, values in results.items():
+        print(
+            f"| {name} | {statistics.median(values):.1f} | {min(values):.1f} to {max(values):.1f} |"
+        )

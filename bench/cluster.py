@@ -101,7 +101,7 @@ async def _takeover_once(cluster: Cluster, dsn: str) -> dict[str, float]:
             }
             run = (await client.post("/threads/runs", json=body)).json()
             owner = None
-            while owner is None or owner == "dispatch":
+            while owner is None:
                 owner = await _lease_owner(db, run["id"])
                 await asyncio.sleep(0.02)
             await asyncio.sleep(2)  # midway

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import shutil
 import socket
-import statistics
 import subprocess
 import tempfile
 import time
@@ -33,7 +32,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from assistantd.api.limits import Limits, LimitsMiddleware
 from assistantd.config import Settings
-from bench._support import wait_until_quiet
+from bench._support import print_variants, wait_until_quiet
 
 # Keys within their budget: 100 keys, and a limit the rounds never reach.
 RATE = "1000/minute"
@@ -170,12 +169,7 @@ def main(requests: int, rounds: int) -> None:
             redis[0].wait(timeout=10)
     print(f"{requests} requests x {rounds} rounds (Redis: a quarter of them), microseconds each")
     print(f"other load before the rounds, in cores: {', '.join(f'{x:.2f}' for x in loads)}")
-    print("| variant | median | range |")
-    print("|---|---|---|")
-    for name, values in results.items():
-        print(
-            f"| {name} | {statistics.median(values):.1f} | {min(values):.1f} to {max(values):.1f} |"
-        )
+    print_variants(results)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import logging
 import os
-import statistics
 import time
 from collections.abc import Awaitable, Callable
 
@@ -26,7 +25,7 @@ from starlette.types import Message, Receive, Scope, Send
 from assistantd.app import RequestIdMiddleware
 from assistantd.observability import logs
 from assistantd.observability.metrics import Metrics
-from bench._support import wait_until_quiet
+from bench._support import print_variants, wait_until_quiet
 
 
 class _Route:
@@ -92,12 +91,7 @@ def main(requests: int, rounds: int) -> None:
     loop.close()
     print(f"{requests} requests x {rounds} rounds, CPU microseconds per request")
     print(f"other load before the rounds, in cores: {', '.join(f'{x:.2f}' for x in loads)}")
-    print("| variant | median | range |")
-    print("|---|---|---|")
-    for name, values in results.items():
-        print(
-            f"| {name} | {statistics.median(values):.1f} | {min(values):.1f} to {max(values):.1f} |"
-        )
+    print_variants(results)
 
 
 if __name__ == "__main__":

@@ -122,11 +122,12 @@ class Cluster(Server):
 
     def restart(self, proc: Proc, *, kill: bool = False) -> None:
         proc.kill() if kill else proc.stop()
+        seen = proc.log().count("ready")
         proc.start()
         if proc.url is not None:
             _wait_http(proc)
         else:
-            _wait_log(proc, "ready", skip=proc.log().count("ready"))
+            _wait_log(proc, "ready", skip=seen)
 
 
 def _wait_http(proc: Proc, timeout: float = 60) -> None:

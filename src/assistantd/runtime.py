@@ -150,8 +150,7 @@ class Runtime:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
-        if isinstance(self.dispatch, TaskiqDispatcher):
-            await self.dispatch.stop_consuming()
+        await self.dispatch.stop_consuming()
         await self.worker.stop()
         await self.ingestor.stop()
         await self.dispatch.close()

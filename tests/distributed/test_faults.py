@@ -109,8 +109,7 @@ def test_create_on_one_api_poll_and_stream_on_the_other(
 
 def _direct(cluster: Cluster, n: int) -> Cluster:
     """The cluster as seen through one API process, bypassing the proxy."""
-    view = Cluster(base_url=cluster.apis[n].url or "", env=cluster.env, keys=cluster.keys)
-    return view
+    return Cluster(base_url=cluster.apis[n].url or "", env=cluster.env, keys=cluster.keys)
 
 
 def test_workers_killed_at_random_points_lose_nothing(

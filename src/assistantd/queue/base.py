@@ -63,6 +63,10 @@ class Dispatcher(Protocol):
         """Start consuming (worker processes pass handlers; API-only processes pass None)."""
         ...
 
+    async def stop_consuming(self) -> None:
+        """Take no more work (work in flight is the worker's to finish or hand back)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -103,6 +107,9 @@ class LocalDispatcher:
     async def start(
         self, *, runs: RunHandler | None, ingest: IngestHandler | None, wake: WakeHandler | None
     ) -> None:
+        return None
+
+    async def stop_consuming(self) -> None:
         return None
 
     async def close(self) -> None:

@@ -177,7 +177,7 @@ class RedisEventBus:
                 continue
             for key, entries in response or []:
                 name = key.decode() if isinstance(key, bytes) else str(key)
-                run_id = name[len(self.prefix) + 5 : -len(":events")]
+                run_id = name.removeprefix(f"{self.prefix}:run:").removesuffix(":events")
                 subs = self._subscribers.get(run_id)
                 for entry_id, fields in entries:
                     envelope = _envelope(entry_id, fields)
