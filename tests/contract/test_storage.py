@@ -12,6 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from assistantd import ids
@@ -19,7 +20,7 @@ from assistantd.storage import migrate
 from assistantd.storage.db import Database
 from assistantd.storage.objects import PageQuery
 from assistantd.storage.store import Store
-from assistantd.storage.tables import metadata
+from assistantd.storage.tables import metadata, projects
 from tests.servers import BACKENDS, postgres_url
 
 
@@ -128,3 +129,32 @@ def test_other_project_sees_nothing(store: Store) -> None:
             return await store.messages.page(conn, "other", PageQuery(), thread_id=thread_id)
 
     assert run(store, go()).ids == []  # type: ignore[attr-defined]
+
+
+def test_processes_starting_together_agree_on_one_project(db_url: str) -> None:
+    """Every process ensures the default project at start-up; in the distributed mode several
+    start at once on one database. Each must get the same id, none an error."""
+
+    async def go() -> tuple[list[str], int]:
+        name = f"race-{ids.new_id('p')}"
+        dbs = [Database(db_url) for _ in range(6)]
+        try:
+            found = await asyncio.gather(*(Store(db).keys.ensure_project(name) for db in dbs))
+            async with dbs[0].read() as conn:
+                count = (
+                    await conn.execute(
+                        select(func.count()).select_from(projects).where(projects.c.name == name)
+                    )
+                ).scalar_one()
+            return list(found), int(count)
+        finally:
+            for db in dbs:
+                await db.dispose()
+
+    loop = asyncio.new_event_loop()
+    try:
+        found, count = loop.run_until_complete(go())
+    finally:
+        loop.close()
+    assert len(set(found)) == 1
+    assert count == 1

@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from assistantd import clock, ids
 from assistantd.storage.db import Database
@@ -36,17 +37,27 @@ class KeyStore:
         self.db = db
 
     async def ensure_project(self, name: str) -> str:
-        async with self.db.write() as conn:
-            found = (
-                await conn.execute(select(projects.c.id).where(projects.c.name == name))
-            ).scalar_one_or_none()
-            if found is not None:
-                return str(found)
-            project_id = ids.new_id(ids.PROJECT)
-            await conn.execute(
-                insert(projects).values(id=project_id, name=name, created_at=clock.now())
-            )
-            return project_id
+        """The id of project ``name``, created if new.
+
+        Several processes may start at once on one database (API processes and workers in the
+        distributed mode) and each ensures the default project: the one that loses the race
+        on the unique name reads the winner's row."""
+        for _ in range(2):
+            try:
+                async with self.db.write() as conn:
+                    found = (
+                        await conn.execute(select(projects.c.id).where(projects.c.name == name))
+                    ).scalar_one_or_none()
+                    if found is not None:
+                        return str(found)
+                    project_id = ids.new_id(ids.PROJECT)
+                    await conn.execute(
+                        insert(projects).values(id=project_id, name=name, created_at=clock.now())
+                    )
+                    return project_id
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"project {name!r} could be neither read nor created")
 
     async def create(self, project: str) -> tuple[KeyInfo, str]:
         """Create a key for ``project`` (created if new); returns the info and the secret."""

@@ -83,6 +83,7 @@ class RedisEventBus:
         self._subscribers: dict[str, set[_Subscriber]] = {}
         self._cursors: dict[str, int] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._closing = False
 
     def _stream(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}:events"
@@ -163,7 +164,7 @@ class RedisEventBus:
 
     async def _read(self) -> None:
         """One blocking XREAD over every subscribed run, fanned out to the subscribers."""
-        while self._subscribers:
+        while self._subscribers and not self._closing:
             streams = {self._stream(run): f"{cur}-0" for run, cur in self._cursors.items()}
             try:
                 response: Any = await self.redis.xread(
@@ -187,10 +188,20 @@ class RedisEventBus:
                         sub.offer(envelope)
 
     async def close(self) -> None:
+        """Stop the reader between two reads.
+
+        Cancelling it inside a blocking XREAD leaves redis-py's connection half-read, and the
+        client then drops that socket without closing it (a ResourceWarning at exit). The
+        reader checks ``_closing`` after every read, so waiting one read block is enough;
+        cancelling stays the fallback for a Redis that stopped answering."""
+        self._closing = True
         if self._reader is not None:
-            self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+                await asyncio.wait_for(asyncio.shield(self._reader), _READ_BLOCK_MS / 1000 + 2)
+            if not self._reader.done():
+                self._reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._reader
             self._reader = None
 
 
