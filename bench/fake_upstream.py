@@ -3,6 +3,11 @@ is named by the model, ``bench-<chunks>-<interval ms>``. Each chunk's text carri
 time at which it was sent (``<unix time>|``), so a client in another process can measure how
 long a token took to reach it through assistantd. Loopback only.
 
+``benchtool-<chunks>-<interval ms>`` first calls the request's first tool (arguments
+``{"queries": [...]}``, which suit ``file_search`` and any function), then, once the last
+message is a tool result, answers like ``bench``: runs that go through ``requires_action`` or
+a built-in tool.
+
     python -m bench.fake_upstream --port 9100
 """
 
@@ -46,9 +51,26 @@ async def _stream(chunks: int, interval: float) -> AsyncIterator[bytes]:
     yield b"data: [DONE]\n\n"
 
 
+async def _tool_call(name: str) -> AsyncIterator[bytes]:
+    call = {"index": 0, "id": f"call_{time.time_ns()}", "type": "function"}
+    arguments = json.dumps({"queries": ["soak"]})
+    yield _chunk({"role": "assistant", "content": None})
+    yield _chunk({"tool_calls": [{**call, "function": {"name": name, "arguments": ""}}]})
+    yield _chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]})
+    yield _chunk({}, finish="tool_calls")
+    yield _chunk(None, usage=True)
+    yield b"data: [DONE]\n\n"
+
+
 async def chat(request: Request) -> Response:
     body = await request.json()
-    _, chunks, interval_ms = str(body.get("model", "bench-10-10")).split("-")
+    shape, chunks, interval_ms = str(body.get("model", "bench-10-10")).split("-")
+    messages = body.get("messages") or [{}]
+    tools = body.get("tools") or []
+    if shape == "benchtool" and tools and messages[-1].get("role") != "tool":
+        return StreamingResponse(
+            _tool_call(tools[0]["function"]["name"]), media_type="text/event-stream"
+        )
     return StreamingResponse(
         _stream(int(chunks), int(interval_ms) / 1000), media_type="text/event-stream"
     )

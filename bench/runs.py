@@ -56,17 +56,20 @@ def wait_http(url: str, timeout: float = 60) -> None:
 class Stack:
     """The fake upstream and one assistantd process, with a key."""
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, **settings: str) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="assistantd-bench-"))
+        self.db_path = self.tmp / "bench.db"
+        self.log_path = self.tmp / "server.log"
         self.up_port, self.port = free_port(), free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANTD_")}
         self.env.update(
             ASSISTANTD_DATA_DIR=str(self.tmp / "data"),
-            ASSISTANTD_DATABASE_URL=f"sqlite+aiosqlite:///{self.tmp / 'bench.db'}",
+            ASSISTANTD_DATABASE_URL=f"sqlite+aiosqlite:///{self.db_path}",
             ASSISTANTD_UPSTREAM_BASE_URL=f"http://127.0.0.1:{self.up_port}/v1",
             ASSISTANTD_RUN_CONCURRENCY=str(concurrency),
             ASSISTANTD_LOG_LEVEL="warning",
         )
+        self.env.update({f"ASSISTANTD_{k.upper()}": v for k, v in settings.items()})
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> Stack:
@@ -82,12 +85,13 @@ class Stack:
             text=True,
         )
         self.key = out.stdout.strip().splitlines()[-1]
-        server = subprocess.Popen(
-            [py, "-m", "assistantd", "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
+        with open(self.log_path, "wb") as log:
+            server = subprocess.Popen(
+                [py, "-m", "assistantd", "serve", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.procs.append(server)
         self.server = psutil.Process(server.pid)
         wait_http(f"http://127.0.0.1:{self.port}/healthz")
