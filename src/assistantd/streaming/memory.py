@@ -26,7 +26,7 @@ TERMINAL_EVENTS = frozenset(
 
 
 class _RunLog:
-    __slots__ = ("changed", "ended_at", "events", "next_seq", "touched")
+    __slots__ = ("changed", "ended_at", "events", "next_seq", "readers", "touched")
 
     def __init__(self) -> None:
         self.events: deque[Envelope] = deque()
@@ -34,11 +34,12 @@ class _RunLog:
         self.changed = asyncio.Event()
         self.ended_at: float | None = None
         self.touched = time.monotonic()
+        self.readers = 0
 
 
 class MemoryEventBus:
     def __init__(
-        self, *, max_events_per_run: int = 20_000, retention_seconds: float = 120.0
+        self, *, max_events_per_run: int = 20_000, retention_seconds: float = 30.0
     ) -> None:
         self.max_events_per_run = max_events_per_run
         self.retention_seconds = retention_seconds
@@ -75,34 +76,46 @@ class MemoryEventBus:
         self, run_id: str, after_seq: int = 0, *, idle_timeout: float | None = None
     ) -> AsyncIterator[Envelope | None]:
         cursor = after_seq
-        while True:
-            log = self._log(run_id)
-            if log.events and log.events[0].seq > cursor + 1:
-                raise LogGap(f"events {cursor + 1}..{log.events[0].seq - 1} were dropped")
-            start = cursor + 1 - log.events[0].seq if log.events else 0
-            pending = list(itertools.islice(log.events, start, None)) if log.events else []
-            if pending:
-                for envelope in pending:
-                    cursor = envelope.seq
-                    yield envelope
-                continue
-            waiter = log.changed
-            try:
-                await asyncio.wait_for(waiter.wait(), idle_timeout)
-            except TimeoutError:
-                yield None
+        # The reader keeps its log: it stays readable to the end however long the reader lags,
+        # and the collector leaves a log alone while anyone reads it.
+        log = self._log(run_id)
+        log.readers += 1
+        try:
+            while True:
+                if log.events and log.events[0].seq > cursor + 1:
+                    raise LogGap(f"events {cursor + 1}..{log.events[0].seq - 1} were dropped")
+                start = cursor + 1 - log.events[0].seq if log.events else 0
+                pending = list(itertools.islice(log.events, start, None)) if log.events else []
+                if pending:
+                    for envelope in pending:
+                        cursor = envelope.seq
+                        yield envelope
+                    continue
+                waiter = log.changed
+                try:
+                    await asyncio.wait_for(waiter.wait(), idle_timeout)
+                except TimeoutError:
+                    yield None
+        finally:
+            log.readers -= 1
+            log.touched = time.monotonic()
 
     def _collect_garbage(self) -> None:
         now = time.monotonic()
         if now - self._last_gc < 5:
             return
         self._last_gc = now
-        # Ended runs go after the retention time; runs that never ended (deleted threads,
-        # lost workers) after an hour of silence.
+        # An ended run's log goes once nobody has read it for the retention time (a stream
+        # subscribes as its response starts, so that covers a slow start); runs that never
+        # ended (deleted threads, lost workers) go after an hour of silence.
         expired = [
             run_id
             for run_id, log in self._logs.items()
-            if (log.ended_at is not None and now - log.ended_at > self.retention_seconds)
+            if (
+                log.ended_at is not None
+                and log.readers == 0
+                and now - max(log.ended_at, log.touched) > self.retention_seconds
+            )
             or now - log.touched > 3600
         ]
         for run_id in expired:
