@@ -153,13 +153,19 @@ async def vector_store(c: AsyncOpenAI, f: Fixtures) -> None:
     check((await c.vector_stores.delete(store.id)).deleted, "vector store deleted")
 
 
-async def run_poll(c: AsyncOpenAI, f: Fixtures) -> None:
+async def _completed_run(c: AsyncOpenAI, assistant_id: str, content: str) -> Any:
+    """A new thread with one message, run with ``create_and_run_poll``; it must complete."""
     run = await c.beta.threads.create_and_run_poll(
-        assistant_id=f.plain,
-        thread={"messages": [{"role": "user", "content": "hello"}]},
+        assistant_id=assistant_id,
+        thread={"messages": [{"role": "user", "content": content}]},
         poll_interval_ms=100,
     )
     check(run.status == "completed", f"polled run {run.status}")
+    return run
+
+
+async def run_poll(c: AsyncOpenAI, f: Fixtures) -> None:
+    run = await _completed_run(c, f.plain, "hello")
     steps = await c.beta.threads.runs.steps.list(run.id, thread_id=run.thread_id)
     check(len(steps.data) == 1, "one step")
     msgs = await c.beta.threads.messages.list(run.thread_id, run_id=run.id)
@@ -197,12 +203,7 @@ async def tool_stream(c: AsyncOpenAI, f: Fixtures) -> None:
 
 
 async def file_search_run(c: AsyncOpenAI, f: Fixtures) -> None:
-    run = await c.beta.threads.create_and_run_poll(
-        assistant_id=f.searcher,
-        thread={"messages": [{"role": "user", "content": "what do the notes say?"}]},
-        poll_interval_ms=100,
-    )
-    check(run.status == "completed", f"file_search run {run.status}")
+    run = await _completed_run(c, f.searcher, "what do the notes say?")
     steps = await c.beta.threads.runs.steps.list(run.id, thread_id=run.thread_id, order="asc")
     kinds = [s.step_details.type for s in steps.data]
     check(kinds == ["tool_calls", "message_creation"], f"file_search steps {kinds}")
