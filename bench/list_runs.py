@@ -52,7 +52,7 @@ from assistantd import clock
 from assistantd.runs import state
 from assistantd.services import runs as run_service
 from assistantd.services.runs import new_run
-from assistantd.storage.db import Database
+from assistantd.storage.db import DEFAULT_SQLITE_CACHE_KIB, Database
 from assistantd.storage.objects import PageQuery
 from assistantd.storage.store import Store
 from bench._support import (
@@ -233,12 +233,13 @@ async def in_process(
     cases: list[tuple[str, str, PageQuery]],
     statements: Statements,
     iterations: int,
+    sqlite_cache_kib: int,
 ) -> list[dict[str, Any]]:
     """Time the work behind one request without HTTP or the framework: the key lookup, and
     ``services.runs.page`` (thread lookup + keyset page) plus ``Page.to_json``; then the same
     SQL statements on the bare driver (stdlib ``sqlite3``, or ``asyncpg`` without SQLAlchemy),
     which is what the database itself costs."""
-    db = Database(url)
+    db = Database(url, sqlite_cache_kib=sqlite_cache_kib)
     store = Store(db)
     out = []
 
@@ -606,6 +607,12 @@ def _parser() -> argparse.ArgumentParser:
         "--retries", type=int, default=2, help="re-measure a round disturbed by other load"
     )
     p.add_argument("--no-pin", action="store_true", help="let the OS place every process")
+    p.add_argument(
+        "--sqlite-cache-kib",
+        type=int,
+        default=DEFAULT_SQLITE_CACHE_KIB,
+        help="page cache per SQLite connection (the server's ASSISTANTD_SQLITE_CACHE_KIB)",
+    )
     p.add_argument("--wrk", action="store_true", help="also cross-check every case with wrk")
     p.add_argument("--wrk-duration", type=int, default=5, help="seconds per case for --wrk")
     p.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON results")
@@ -647,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
         ASSISTANTD_DATA_DIR=str(tmp / "data"),
         ASSISTANTD_DATABASE_URL=url,
         ASSISTANTD_LOG_LEVEL="warning",
+        ASSISTANTD_SQLITE_CACHE_KIB=str(args.sqlite_cache_kib),
     )
     report: dict[str, Any] = {
         "benchmark": "list_runs",
@@ -816,7 +824,15 @@ def main(argv: list[str] | None = None) -> int:
             quiet(args, [server.pid, bare.pid])
             print("timing the service calls in-process ...", flush=True)
             report["in_process"] = _run_async(
-                lambda: in_process(url, project, secret, queries, statements, args.in_process)
+                lambda: in_process(
+                    url,
+                    project,
+                    secret,
+                    queries,
+                    statements,
+                    args.in_process,
+                    args.sqlite_cache_kib,
+                )
             )
 
         # 5. load, in rounds with the case order rotated

@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 async def _with_db(settings: Settings) -> Database:
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.resolved_database_url())
+    db = Database(settings.resolved_database_url(), sqlite_cache_kib=settings.sqlite_cache_kib)
     await migrate.upgrade(db)
     return db
 

@@ -13,6 +13,8 @@ from limits import parse_many
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from assistantd.storage.db import DEFAULT_SQLITE_CACHE_KIB
+
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "assistantd"
@@ -28,6 +30,10 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     """SQLAlchemy async URL. Default: ``sqlite+aiosqlite:///<data_dir>/assistantd.db``."""
+
+    sqlite_cache_kib: int = Field(default=DEFAULT_SQLITE_CACHE_KIB, ge=16)
+    """Page cache of each SQLite connection, in KiB (SQLite's own default is 2000). Up to 15
+    pooled connections each fill theirs."""
 
     redis_url: str | None = None
     """``redis://...``: with a PostgreSQL database, switches on the distributed mode (run and

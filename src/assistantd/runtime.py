@@ -41,7 +41,9 @@ log = logging.getLogger("assistantd")
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = Database(settings.resolved_database_url())
+        self.db = Database(
+            settings.resolved_database_url(), sqlite_cache_kib=settings.sqlite_cache_kib
+        )
         self.store = Store(self.db)
         self.blobs = LocalBlobStore(settings.data_dir / "blobs")
         self.router = Router(settings)

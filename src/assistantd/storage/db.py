@@ -22,6 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 _IMMEDIATE = "assistantd_begin_immediate"
 
+DEFAULT_SQLITE_CACHE_KIB = 1000
+"""Page cache of each SQLite connection (see ``Settings.sqlite_cache_kib``)."""
+
 
 class CancelGuard:
     """Defers cancelling a task while it is inside a write transaction.
@@ -63,7 +66,9 @@ def guard_current_task() -> CancelGuard:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, sqlite_cache_kib: int = DEFAULT_SQLITE_CACHE_KIB
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
@@ -78,7 +83,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:
-            _install_sqlite_hooks(self.engine)
+            _install_sqlite_hooks(self.engine, sqlite_cache_kib)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -115,7 +120,18 @@ class Database:
         await self.engine.dispose()
 
 
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+def sqlite_pragmas(cache_kib: int) -> list[str]:
+    """How every SQLite connection is set up."""
+    return [
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA busy_timeout=30000",
+        "PRAGMA foreign_keys=ON",
+        f"PRAGMA cache_size=-{int(cache_kib)}",  # negative: KiB, not pages
+    ]
+
+
+def _install_sqlite_hooks(engine: AsyncEngine, cache_kib: int) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -123,10 +139,8 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         # Take transaction control from the driver so BEGIN is ours to choose.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA foreign_keys=ON")
+        for pragma in sqlite_pragmas(cache_kib):
+            cur.execute(pragma)
         cur.close()
 
     @event.listens_for(sync_engine, "begin")
