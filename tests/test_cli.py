@@ -216,3 +216,30 @@ def test_configured_api_key(env: dict[str, str]) -> None:
         assert served.status(other_key, f"/v1/assistants/{assistant}") == 404
     # No key row was made for it.
     assert sorted(r[1] for r in key_rows(env)) == ["default", "other"]
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["serve"], ["worker"], ["migrate"], ["keys", "list"]])
+def test_bad_settings_are_named_one_line_each_not_a_traceback(
+    env: dict[str, str], command: list[str]
+) -> None:
+    env = {
+        **env,
+        "ASSISTANTD_SQLITE_CACHE_KIB": "8",
+        "ASSISTANTD_RATE_LIMIT": "lots",
+        "ASSISTANTD_MODEL_ROUTES": '{"gpt-4o": 3}',
+    }
+    done = cli(env, *command, ok=False)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = sorted(done.stderr.strip().splitlines())
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("assistantd: ASSISTANTD_MODEL_ROUTES (at gpt-4o): "), lines
+    assert lines[1].startswith("assistantd: ASSISTANTD_RATE_LIMIT: "), lines
+    assert "'lots' is not a rate limit" in lines[1]
+    assert lines[2].startswith("assistantd: ASSISTANTD_SQLITE_CACHE_KIB: "), lines
+    assert "greater than or equal to 16" in lines[2]
+    # Nothing was started or created.
+    assert not Path(env["ASSISTANTD_DATABASE_URL"].split("///", 1)[1]).exists()

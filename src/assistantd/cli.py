@@ -8,6 +8,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from assistantd.config import Settings
 from assistantd.errors import ConfigError
 from assistantd.observability import logs
@@ -162,7 +164,14 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            field, *inner = (str(part) for part in error["loc"])
+            where = f" (at {'.'.join(inner)})" if inner else ""
+            print(f"assistantd: ASSISTANTD_{field.upper()}{where}: {error['msg']}", file=sys.stderr)
+        return 2
     logs.configure(settings.log_format, settings.log_level)
     try:
         if args.command == "serve":
