@@ -465,14 +465,26 @@ def main() -> None:
         default=",".join(ACTIONS),
         help=f"a comma-separated subset of {', '.join(ACTIONS)}",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a server setting (ASSISTANTD_NAME), e.g. --set sqlite_cache_kib=2000; repeatable",
+    )
     args = parser.parse_args()
     names = args.only.split(",")
     if unknown := set(names) - set(ACTIONS):
         parser.error(f"unknown actions: {', '.join(sorted(unknown))}")
+    if bad := [item for item in args.set if "=" not in item]:
+        parser.error(f"--set takes NAME=VALUE, not {bad[0]!r}")
     # A limiter far above the load, so its bookkeeping is soaked too.
-    with Stack(64, rate_limit="100000/minute", max_streams_per_key="200") as stack:
+    settings = {"rate_limit": "100000/minute", "max_streams_per_key": "200"}
+    settings.update({name: value for name, value in (item.split("=", 1) for item in args.set)})
+    with Stack(64, **settings) as stack:
         result = asyncio.run(soak(stack, args.minutes, args.users, args.warmup, names))
     timeline, t0 = result.pop("_timeline"), result.pop("_t0")
+    result["settings"] = settings
     stamp = time.strftime("%Y%m%d-%H%M%S")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"soak-{stamp}.json").write_text(json.dumps(result, indent=1))
