@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,8 @@ class Text:
     usage: tuple[int, int] | None = (10, 5)
     delay: float = 0.0
     finish: str = "stop"
+    before_finish: Callable[[], object] | None = None
+    """Called (in a thread) after the last chunk, before the finish reason goes out."""
 
 
 @dataclass
@@ -176,6 +178,8 @@ class ScriptedUpstream:
                 if turn.delay:
                     await asyncio.sleep(turn.delay)
                 yield _chunk({"content": text})
+            if turn.before_finish is not None:
+                await asyncio.to_thread(turn.before_finish)
             yield _chunk({}, finish=turn.finish)
             if turn.usage:
                 yield _chunk(None, usage=turn.usage)

@@ -8,6 +8,7 @@
     ├── PayloadTooLargeError     413
     ├── RateLimitError           429 rate_limit_exceeded
     └── ServerError              500 server_error (the message never carries internals)
+        └── ServiceUnavailableError 503: the database is out of reach; the SDK retries it
 
 Services raise these; ``api/errors.py`` turns them into the OpenAI envelope once, at the edge.
 """
@@ -74,6 +75,10 @@ class RateLimitError(APIError):
 class ServerError(APIError):
     status = 500
     type = "server_error"
+
+
+class ServiceUnavailableError(ServerError):
+    status = 503
 
 
 class ConfigError(Exception):

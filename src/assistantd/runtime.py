@@ -28,7 +28,7 @@ from assistantd.sandbox.bwrap import BwrapSandbox, default_env
 from assistantd.services import files
 from assistantd.storage import migrate
 from assistantd.storage.blobs import LocalBlobStore
-from assistantd.storage.db import Database
+from assistantd.storage.db import Database, log_failure
 from assistantd.storage.keys import DEFAULT_PROJECT
 from assistantd.storage.store import Store
 from assistantd.streaming.base import EventBus
@@ -143,8 +143,8 @@ class Runtime:
         while True:
             try:
                 await files.purge_expired(self.store, self.blobs)
-            except Exception:
-                log.exception("maintenance failed")
+            except Exception as exc:
+                log_failure(log, "maintenance failed", exc)
             await asyncio.sleep(60)
 
     async def close(self) -> None:

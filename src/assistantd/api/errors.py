@@ -12,11 +12,13 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistantd.api.responses import json_response
-from assistantd.errors import APIError, InvalidRequestError, ServerError
+from assistantd.errors import APIError, InvalidRequestError, ServerError, ServiceUnavailableError
+from assistantd.storage.db import DatabaseUnavailable, connection_lost
 
 log = logging.getLogger("assistantd.api")
 
@@ -76,6 +78,23 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     return _server_error()
 
 
+async def _on_database_error(request: Request, exc: Exception) -> Response:
+    """A lost or refused database connection is 503, which the SDK retries (after a second):
+    the statement that met it did not commit, and by the retry the pool has replaced its
+    connections or the database is back. Any other database error is a 500 like the rest."""
+    if not connection_lost(exc):
+        return await _on_unexpected(request, exc)
+    log.warning(
+        "database unreachable on %s %s: %s", request.method, request.url.path, exc.__cause__ or exc
+    )
+    return error_response(
+        ServiceUnavailableError(
+            "The server could not reach its database. Please retry your request."
+        ),
+        {"x-should-retry": "true", "retry-after": "1"},
+    )
+
+
 class UnexpectedErrorMiddleware:
     """Answers an unhandled exception with the 500 envelope, and does not re-raise it.
 
@@ -115,6 +134,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(APIError, _on_api_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(DatabaseUnavailable, _on_database_error)
+    app.add_exception_handler(DBAPIError, _on_database_error)
     # Still registered: it covers anything raised outside the middleware below.
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_middleware(UnexpectedErrorMiddleware)

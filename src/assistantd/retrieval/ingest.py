@@ -43,6 +43,7 @@ from assistantd.retrieval.extract import ExtractionError, segments
 from assistantd.retrieval.index.base import Chunk, Index
 from assistantd.storage import tables
 from assistantd.storage.blobs import BlobStore
+from assistantd.storage.db import connection_lost, log_failure
 from assistantd.storage.store import Store
 
 log = logging.getLogger("assistantd.ingest")
@@ -128,8 +129,8 @@ class Ingestor:
                     .where(t.c.lease_owner == self.owner, t.c.status == "in_progress")
                     .values(lease_owner=None, lease_expires_at=None)
                 )
-        except Exception:
-            log.exception("could not release ingestion leases")
+        except Exception as exc:
+            log_failure(log, "could not release ingestion leases", exc)
 
     async def _loop(self) -> None:
         while True:
@@ -142,8 +143,8 @@ class Ingestor:
                     self._start(await self._claim(self.concurrency - len(self._jobs)))
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("ingestion loop failed")
+            except Exception as exc:
+                log_failure(log, "ingestion loop failed", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
@@ -291,7 +292,11 @@ class Ingestor:
             await self._finish(
                 job, "failed", 0, {"code": "server_error", "message": "Embedding failed."}
             )
-        except Exception:
+        except Exception as exc:
+            if connection_lost(exc):
+                # Its lease runs out and the file is tried again (one attempt spent).
+                log_failure(log, f"file {job.file_id} in {job.vector_store_id}", exc)
+                return
             log.exception("file %s in %s failed", job.file_id, job.vector_store_id)
             await self._finish(
                 job,

@@ -33,7 +33,7 @@ from assistantd.runs.events import RunEvents
 from assistantd.runs.executor import RunExecutor
 from assistantd.runs.records import usage_of
 from assistantd.storage import tables
-from assistantd.storage.db import CancelGuard, guard_current_task
+from assistantd.storage.db import CancelGuard, connection_lost, guard_current_task, log_failure
 from assistantd.storage.objects import JSONObject, PageQuery
 from assistantd.storage.store import Store
 
@@ -113,8 +113,8 @@ class Worker:
             self._wake.clear()
             try:
                 await self.sweep()
-            except Exception:  # a failed sweep must not kill the worker; the next one retries
-                log.exception("worker sweep failed")
+            except Exception as exc:  # a failed sweep must not kill the worker; the next retries
+                log_failure(log, "worker sweep failed", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
 
@@ -205,9 +205,16 @@ class Worker:
             reason = self._stop_reason.pop(run_id, "shutdown")
             if reason in ("cancel", "expire"):
                 await asyncio.shield(self._settle(project, run_id))
-        except Exception:
-            log.exception("run %s crashed", run_id)
-            await self._fail_crashed(project, run_id)
+        except Exception as exc:
+            if connection_lost(exc):
+                # Not the run's fault: released below, it is claimed again (here or by another
+                # worker) and resumes from its last finished step once the database answers.
+                log.warning(
+                    "run %s lost the database (%s); it will resume", run_id, exc.__cause__ or exc
+                )
+            else:
+                log.exception("run %s crashed", run_id)
+                await self._fail_crashed(project, run_id)
         finally:
             self._runs.pop(run_id, None)
             self._guards.pop(run_id, None)
@@ -226,8 +233,8 @@ class Worker:
                     .where(t.c.id == run_id, t.c.lease_owner == self.owner)
                     .values(lease_owner=None, lease_expires_at=None)
                 )
-        except Exception:
-            log.exception("could not release run %s", run_id)
+        except Exception as exc:
+            log_failure(log, f"could not release run {run_id}", exc)
 
     async def _heartbeat(self) -> None:
         if not self._runs:

@@ -11,6 +11,7 @@ transactions and row locks (``SELECT ... FOR UPDATE``) guard the few read-modify
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -18,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _IMMEDIATE = "assistantd_begin_immediate"
@@ -53,6 +55,27 @@ class CancelGuard:
             self.task.cancel()
 
 
+class DatabaseUnavailable(Exception):
+    """No connection to the database could be made."""
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached or dropped the connection
+    (a restart, a failover, a network cut) rather than that a statement was wrong."""
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """A background task's failure: one warning line when the database is out of reach (a
+    restart; the task tries again), the traceback for anything else."""
+    if connection_lost(exc):
+        logger.warning("%s: the database is unreachable (%s)", what, exc.__cause__ or exc)
+    else:
+        logger.error("%s", what, exc_info=exc)
+
+
 _guard: ContextVar[CancelGuard | None] = ContextVar("assistantd_cancel_guard", default=None)
 
 
@@ -86,8 +109,22 @@ class Database:
             _install_sqlite_hooks(self.engine, sqlite_cache_kib)
 
     @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection; ``DatabaseUnavailable`` when none can be had."""
+        conn = self.engine.connect()
+        try:
+            await conn.start()
+        except Exception as exc:
+            raise DatabaseUnavailable(f"cannot connect to the database: {exc!r}") from exc
+        try:
+            yield conn
+        finally:
+            # As AsyncConnection.__aexit__ does: a cancelled task still returns its connection.
+            await asyncio.shield(conn.close())
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        async with self._connection() as conn:
             yield conn
 
     @asynccontextmanager
@@ -108,10 +145,10 @@ class Database:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         if self._write_lock is None:
-            async with self.engine.begin() as conn:
+            async with self._connection() as conn, conn.begin():
                 yield conn
             return
-        async with self._write_lock, self.engine.connect() as conn:
+        async with self._write_lock, self._connection() as conn:
             conn = await conn.execution_options(**{_IMMEDIATE: True})
             async with conn.begin():
                 yield conn
