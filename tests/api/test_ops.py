@@ -525,5 +525,5 @@ def test_an_unknown_log_format_stops_the_command(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert result.returncode != 0
-    assert "log_format" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr == "assistantd: ASSISTANTD_LOG_FORMAT: Input should be 'text' or 'json'\n"
